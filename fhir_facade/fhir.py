@@ -1,0 +1,85 @@
+"""The one door to the FHIR models.
+
+fhir.resources 8 defaults to R5, which rejects R4 shapes; its R4B package matches R4 (4.0.1) for
+every resource this project touches. Importing the models only here keeps the choice of release in
+one place (a test fails if another module imports fhir.resources).
+
+Validation is the expensive part (about 50-80x a plain JSON parse), so it happens once, when a
+resource enters the system; reads serve the canonical bytes made here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import orjson
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+
+FHIR_VERSION = "4.0.1"
+"""The wire format: R4. (R4B's models, identical for the supported types.)"""
+
+
+class InvalidResource(ValueError):
+    """A resource that failed validation, with one (message, FHIRPath expression) per problem."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {msg}" for msg, where in problems))
+        self.problems = problems
+
+
+@cache
+def model_class(resource_type: str) -> type[Resource] | None:
+    """The R4B model class for a resource type name, or None when the release has no such type."""
+    if not resource_type.isidentifier() or not resource_type[:1].isupper():
+        return None
+    try:
+        module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+    except ModuleNotFoundError:
+        return None
+    cls = getattr(module, resource_type, None)
+    if isinstance(cls, type) and issubclass(cls, Resource):
+        return cls
+    return None
+
+
+def _expression(resource_type: str, loc: tuple[int | str, ...]) -> str:
+    parts = [resource_type]
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+        elif not item.startswith("__") and item not in {"function-after", "function-before"}:
+            parts.append(item)
+    return ".".join(parts)
+
+
+def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a resource dict against its R4 model; return the canonical dict to store.
+
+    The canonical form is the model's own JSON dump (no nulls, no empty arrays, aliases as on the
+    wire), so that equal resources store equal bytes whatever whitespace or key order came in.
+    """
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise InvalidResource([("resourceType is missing or not a string", "resourceType")])
+    cls = model_class(resource_type)
+    if cls is None:
+        raise InvalidResource([(f"unknown resource type {resource_type!r}", "resourceType")])
+    try:
+        model = cls.model_validate(dict(resource))
+    except ValidationError as exc:
+        problems = [
+            (str(err.get("msg", "invalid")), _expression(resource_type, tuple(err.get("loc", ()))))
+            for err in exc.errors()
+        ]
+        raise InvalidResource(problems) from None
+    canonical: dict[str, Any] = orjson.loads(model.model_dump_json(exclude_none=True))
+    return canonical
+
+
+def is_known_type(resource_type: str) -> bool:
+    """True when R4B has a model for this resource type."""
+    return model_class(resource_type) is not None
