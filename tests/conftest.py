@@ -39,8 +39,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(database_url=database_url, data_dir=tmp_path / "var",
-                         secret_key="test-cursor-key", max_body_bytes=64 * 1024)
+    return load_settings(
+        database_url=database_url,
+        data_dir=tmp_path / "var",
+        secret_key="test-cursor-key",
+        max_body_bytes=64 * 1024,
+    )
 
 
 @pytest.fixture

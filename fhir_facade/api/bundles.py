@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -23,6 +24,7 @@ from fhir_facade.api.context import Context
 from fhir_facade.store import records
 from fhir_facade.store.base import Unit
 
+R = TypeVar("R")
 UnitFactory = Callable[[], AbstractContextManager[Unit]]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
@@ -164,19 +166,16 @@ def _rewrite(value: Any, ids: dict[str, str]) -> Any:
 
 
 def _reserve_ids(unit: Unit, entries: list[Entry], ctx: Context) -> dict[str, str]:
+    """Give every POST its id up front (or the existing match of its ifNoneExist)."""
     ids: dict[str, str] = {}
     for e in entries:
         if e.method == "POST" and len(e.path) == 1:
             e.assigned = f"{e.path[0]}/{records.new_id()}"
             if e.if_none_exist:
-                e.result = _located(
-                    lambda e=e: ix.create(
-                        unit, e.path[0], _body(e, e.path[0]), ctx, e.if_none_exist
-                    ),
-                    e,
-                )
-                if e.result.status == 200 and e.result.resource is not None:
-                    e.assigned = f"{e.path[0]}/{e.result.resource.id}"
+                found = _located(partial(ix.existing, unit, e.path[0], e.if_none_exist, ctx), e)
+                if found is not None:
+                    e.result = ix.Result(200, found)
+                    e.assigned = f"{e.path[0]}/{found.id}"
         elif e.method == "PUT" and len(e.path) == 2:
             e.assigned = "/".join(e.path)
         if e.full_url and e.assigned:
@@ -184,7 +183,7 @@ def _reserve_ids(unit: Unit, entries: list[Entry], ctx: Context) -> dict[str, st
     return ids
 
 
-def _located(run: Callable[[], ix.Result], entry: Entry) -> ix.Result:
+def _located(run: Callable[[], R], entry: Entry) -> R:
     """Run an entry, prefixing any error's location with the entry it came from."""
     try:
         return run()
@@ -201,14 +200,14 @@ def transaction(units: UnitFactory, entries: list[Entry], ctx: Context) -> list[
     with units() as unit:
         for e in sorted(entries, key=lambda e: _ORDER[e.method]):
             if e.method == "DELETE":
-                e.result = _located(lambda e=e: _run(unit, e, ctx), e)
+                e.result = _located(partial(_run, unit, e, ctx), e)
         ids = _reserve_ids(unit, [e for e in entries if e.method != "DELETE"], ctx)
         for e in sorted(entries, key=lambda e: _ORDER[e.method]):
             if e.method == "DELETE" or e.result is not None:
                 continue
             if e.resource is not None:
                 e.resource = _rewrite(e.resource, ids)
-            e.result = _located(lambda e=e: _run(unit, e, ctx), e)
+            e.result = _located(partial(_run, unit, e, ctx), e)
     return entries
 
 

@@ -68,14 +68,19 @@ def create(
 ) -> Result:
     require_type(rtype)
     if if_none_exist:
-        found = _conditional_matches(unit, rtype, if_none_exist, ctx)
-        if len(found) == 1:
-            return Result(200, found[0])
-        if len(found) > 1:
-            raise errors.precondition_failed(
-                f"If-None-Exist {if_none_exist!r} matches {len(found)} resources"
-            )
+        found = existing(unit, rtype, if_none_exist, ctx)
+        if found is not None:
+            return Result(200, found)
     return Result(201, unit.create(body).resource)
+
+
+def existing(unit: Unit, rtype: str, criteria: str, ctx: Context) -> StoredResource | None:
+    """The one resource conditional-create criteria select; 412 when they select several."""
+    require_type(rtype)
+    found = _conditional_matches(unit, rtype, criteria, ctx)
+    if len(found) > 1:
+        raise errors.precondition_failed(f"If-None-Exist {criteria!r} matches several resources")
+    return found[0] if found else None
 
 
 def _conditional_matches(
@@ -142,11 +147,14 @@ def _link(relation: str, url: str) -> dict[str, str]:
 def _searchset(rtype: str, query: SearchQuery, page: SearchPage, ctx: Context) -> dict[str, Any]:
     base = f"{ctx.base_url}/{rtype}"
     links = [_link("self", f"{base}?{query.self_query()}" if query.applied else base)]
-    for relation, position in (("next", page.next_position), ("previous", page.previous_position)):
+    edges: tuple[tuple[cursors.Direction, tuple[object, ...] | None], ...] = (
+        ("next", page.next_position),
+        ("previous", page.previous_position),
+    )
+    for relation, position in edges:
         if position is not None:
-            token = cursors.encode(
-                cursors.Cursor(rtype, tuple(query.applied), position, relation), ctx.cursor_key
-            )  # type: ignore[arg-type]
+            cur = cursors.Cursor(rtype, tuple(query.applied), position, relation)
+            token = cursors.encode(cur, ctx.cursor_key)
             links.append(_link(relation, f"{base}?_cursor={token}"))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if page.total is not None:

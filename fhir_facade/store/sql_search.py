@@ -37,9 +37,9 @@ def run_search(conn: Connection, query: SearchQuery, *, now: int) -> SearchPage:
         stmt = stmt.where(keyset_clause(cols, query.after, backwards=False))
     if query.before is not None:
         stmt = stmt.where(keyset_clause(cols, query.before, backwards=True))
-    rows = conn.execute(
-        stmt.order_by(*order_by(cols, backwards=backwards)).limit(query.count + 1)
-    ).all()
+    rows = list(
+        conn.execute(stmt.order_by(*order_by(cols, backwards=backwards)).limit(query.count + 1))
+    )
     more = len(rows) > query.count
     rows = rows[: query.count]
     if backwards:

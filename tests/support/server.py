@@ -21,8 +21,7 @@ from tests.support.postgres import free_port
 def serve(app: FastAPI) -> Iterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while the app is served."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
