@@ -1,0 +1,77 @@
+"""fhir_facade/fhir.py is the one door to fhir.resources (ARCHITECTURE 3.1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from fhir_facade.fhir import InvalidResource, is_known_type, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("cdss", "fhir_facade", "adapters", "cds_hooks", "cdw", "models", "smart_app",
+            "simulators", "bench")
+
+
+def _imports_fhir_resources(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
+            names = [a.value for a in node.args if isinstance(a, ast.Constant)
+                     and isinstance(a.value, str)]
+        if any(n == "fhir.resources" or n.startswith("fhir.resources.") for n in names):
+            return True
+    return False
+
+
+def test_only_fhir_module_imports_fhir_resources() -> None:
+    offenders = [
+        str(p.relative_to(ROOT))
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if p != ROOT / "fhir_facade" / "fhir.py" and _imports_fhir_resources(p)
+    ]
+    assert offenders == []
+    assert _imports_fhir_resources(ROOT / "fhir_facade" / "fhir.py")
+
+
+def test_validate_returns_canonical_r4_json() -> None:
+    out = validate({"gender": "female", "resourceType": "Patient", "name": [{"family": "Doe"}],
+                    "active": None})
+    assert out == {"resourceType": "Patient", "gender": "female", "name": [{"family": "Doe"}]}
+
+
+def test_r4_shapes_are_accepted_where_r5_differs() -> None:
+    # ImagingStudy.modality is a Coding list in R4 (CodeableConcept in R5).
+    study = {"resourceType": "ImagingStudy", "status": "available",
+             "subject": {"reference": "Patient/1"},
+             "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}]}
+    assert validate(study)["modality"][0]["code"] == "CT"
+
+
+@pytest.mark.parametrize(
+    ("resource", "where"),
+    [
+        ({"resourceType": "Patient", "birthDate": "1970-13-01"}, "Patient.birthDate"),
+        ({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+          "valueQuantity": "abc"}, "Observation.valueQuantity"),
+        ({"resourceType": "Nope"}, "resourceType"),
+        ({"name": []}, "resourceType"),
+    ],
+)
+def test_invalid_resources_name_the_element(resource: dict[str, object], where: str) -> None:
+    with pytest.raises(InvalidResource) as info:
+        validate(resource)
+    assert any(expr.startswith(where) for _, expr in info.value.problems)
+
+
+def test_known_types() -> None:
+    assert is_known_type("ImagingStudy")
+    assert not is_known_type("imagingstudy")
+    assert not is_known_type("Foo")
