@@ -18,8 +18,11 @@ from tests.support.postgres import free_port
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:PORT) while the app is served."""
+def serve(app: FastAPI, ready_path: str = "/healthz") -> Iterator[str]:
+    """Yield the base URL (http://127.0.0.1:PORT) while the app is served.
+
+    `ready_path` is polled until it answers below 500 (any app, not only ours).
+    """
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -29,7 +32,7 @@ def serve(app: FastAPI) -> Iterator[str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{ready_path}", timeout=1).status_code < 500:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
