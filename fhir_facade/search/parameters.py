@@ -75,6 +75,9 @@ def _build() -> Mapping[str, Mapping[str, SearchParam]]:
             if targets and param_type != "reference":
                 raise ValueError(f"{resource_type}.{name}: only references take targets")
             by_name[name] = SearchParam(name, param_type, paths, targets)
+        # _tag is common to every type but, unlike _id/_lastUpdated, lives in the resource
+        # body, so it is indexed like any token parameter (sync marks sources and links).
+        by_name["_tag"] = SearchParam("_tag", "token", ("meta.tag",))
         registry[resource_type] = MappingProxyType(by_name)
     return MappingProxyType(registry)
 

@@ -86,6 +86,14 @@ class Unit(Protocol):
 
     def search(self, query: SearchQuery) -> SearchPage: ...
 
+    def get_state(self, key: str) -> str | None:
+        """A named value (e.g. a sync cursor) as of this unit's transaction."""
+        ...
+
+    def set_state(self, key: str, value: str) -> None:
+        """Set a named value; it commits or rolls back with the unit's other writes."""
+        ...
+
     def history(
         self,
         resource_type: str | None,

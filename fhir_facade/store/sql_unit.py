@@ -20,7 +20,7 @@ from fhir_facade.search.query import SearchQuery
 from fhir_facade.store import records
 from fhir_facade.store.base import HistoryPage, Method, SearchPage, StoredResource, WriteResult
 from fhir_facade.store.sql_search import run_search
-from fhir_facade.store.tables import INDEX_TABLES, resource_history, resources
+from fhir_facade.store.tables import INDEX_TABLES, resource_history, resources, store_state
 
 r = resources.c
 h = resource_history.c
@@ -204,6 +204,19 @@ class SqlUnit:
         if row is None or row.deleted:
             return None
         return self._new_version(row, None, "", "DELETE").resource
+
+    # -- named state (sync cursors) -------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        row = self.conn.execute(select(store_state.c.value).where(store_state.c.key == key))
+        return row.scalar_one_or_none()
+
+    def set_state(self, key: str, value: str) -> None:
+        values = {"value": value, "updated": records.now_us()}
+        done = self.conn.execute(
+            update(store_state).where(store_state.c.key == key).values(**values)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(insert(store_state).values(key=key, **values))
 
     # -- history --------------------------------------------------------------------------
     def history(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -65,6 +66,16 @@ resource_history = Table(
     Index(None, "res_type", "last_updated"),
     Index(None, "last_updated"),
 )
+
+
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+"""Small named values written in the same transaction as data (sync cursors)."""
 
 
 def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -> Table:

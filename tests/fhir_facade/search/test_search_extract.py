@@ -547,3 +547,13 @@ def test_provenance_and_document_reference_paths() -> None:
     assert rows_of(rows, "identifier") == [("urn:ietf:rfc:3986", "urn:oid:1.2"), ("urn:x", "d1")]
     assert rows_of(rows, "encounter") == [("Encounter", "e", "Encounter/e")]
     assert rows_of(rows, "date") == [(us(2024, 5, 1, 12), us(2024, 5, 1, 12) + SECOND)]
+
+
+def test_meta_tags_are_indexed_as_the_common_tag_parameter() -> None:
+    rows = extract_index(
+        {
+            "resourceType": "Observation",
+            "meta": {"tag": [{"system": "urn:cdss:source", "code": "senaite"}]},
+        }
+    )
+    assert ("_tag", "urn:cdss:source", "senaite") in rows.tokens
