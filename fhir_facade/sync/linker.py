@@ -1,0 +1,109 @@
+"""Patient identity across sources: MRN references resolved to the facade's Patient.
+
+Adapters reference another source's patient logically, by MRN (adapters.base.mrn_reference).
+Resolving here, at write time, keeps the mappers pure. A reference that cannot be resolved yet
+(the patient has not been synced, or the MRN is unknown) stays logical and the resource is
+tagged `unlinked`: stored, reported, and retried by `relink` — never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from adapters.base import LINK_TAG_SYSTEM, MRN_SYSTEM
+from fhir_facade.search.parameters import SUPPORTED_TYPES
+from fhir_facade.search.query import parse_search
+from fhir_facade.store.base import Unit
+
+log = logging.getLogger(__name__)
+UNLINKED = {"system": LINK_TAG_SYSTEM, "code": "unlinked"}
+
+
+def _mrn_references(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        ident = value.get("identifier")
+        if (
+            isinstance(ident, dict)
+            and ident.get("system") == MRN_SYSTEM
+            and value.get("type", "Patient") == "Patient"
+        ):
+            yield value
+        for child in value.values():
+            yield from _mrn_references(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _mrn_references(child)
+
+
+class IdentityLinker:
+    """Resolves MRNs within one unit of work (so a Patient created earlier in it counts)."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.cache: dict[str, str | None] = {}
+
+    def patient_id(self, mrn: str) -> str | None:
+        if mrn not in self.cache:
+            query = parse_search("Patient", [("identifier", f"{MRN_SYSTEM}|{mrn}")])
+            query.count, query.total = 2, "none"
+            found = self.unit.search(query).matches
+            if len(found) > 1:
+                log.warning("MRN %s matches %d patients; not linking", mrn, len(found))
+            self.cache[mrn] = found[0].id if len(found) == 1 else None
+        return self.cache[mrn]
+
+    def link(self, resource: dict[str, Any]) -> list[str]:
+        """Point MRN references at Patient/<id>; tag the resource when some stay unresolved.
+
+        Returns the MRNs left unresolved.
+        """
+        unresolved = []
+        for ref in _mrn_references({k: v for k, v in resource.items() if k != "meta"}):
+            mrn = str(ref["identifier"].get("value", ""))
+            pid = self.patient_id(mrn) if mrn else None
+            if pid is None:
+                ref.pop("reference", None)
+                unresolved.append(mrn)
+            else:
+                ref["reference"] = f"Patient/{pid}"
+        _set_unlinked(resource, bool(unresolved))
+        return unresolved
+
+
+def _set_unlinked(resource: dict[str, Any], unlinked: bool) -> None:
+    meta = resource.setdefault("meta", {})
+    tags = [t for t in meta.get("tag", []) if t.get("system") != LINK_TAG_SYSTEM]
+    if unlinked:
+        tags.append(dict(UNLINKED))
+    if tags:
+        meta["tag"] = tags
+    else:
+        meta.pop("tag", None)
+    if not meta:
+        resource.pop("meta")
+
+
+def unlinked(unit: Unit, limit: int = 1000) -> Iterator[dict[str, Any]]:
+    """Resources still carrying the unlinked tag, as dicts ready to be re-linked."""
+    for rtype in sorted(SUPPORTED_TYPES):
+        query = parse_search(rtype, [("_tag", f"{LINK_TAG_SYSTEM}|unlinked")])
+        query.count, query.total = limit, "none"
+        for match in unit.search(query).matches:
+            if match.content is not None:
+                yield orjson.loads(match.content)
+
+
+def relink(unit: Unit) -> tuple[int, int]:
+    """Retry linking every unlinked resource; returns (linked now, still unlinked)."""
+    linker, fixed, left = IdentityLinker(unit), 0, 0
+    for resource in list(unlinked(unit)):
+        if linker.link(resource):
+            left += 1
+        else:
+            unit.update(resource)
+            fixed += 1
+    return fixed, left
