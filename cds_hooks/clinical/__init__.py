@@ -1,0 +1,1 @@
+"""Clinical equations and tables used by the CDS services (each cites its source)."""
