@@ -29,7 +29,9 @@ def egfr_ckd_epi_2021(creatinine_mg_dl: float, age_years: float, sex: Sex) -> fl
         raise ValueError("CKD-EPI 2021 applies to adults (age ≥ 18)")
     kappa, alpha, factor = (0.7, -0.241, 1.012) if sex == "female" else (0.9, -0.302, 1.0)
     ratio = creatinine_mg_dl / kappa
-    return 142.0 * min(ratio, 1.0) ** alpha * max(ratio, 1.0) ** -1.200 * 0.9938**age_years * factor
+    return float(
+        142.0 * min(ratio, 1.0) ** alpha * max(ratio, 1.0) ** -1.200 * 0.9938**age_years * factor
+    )
 
 
 def creatinine_to_mg_dl(value: float, unit: str) -> float:
