@@ -1,0 +1,318 @@
+"""I/O with one Orthanc: its REST API (change log, studies, uploads) and its DICOMweb plugin.
+
+REST calls go through httpx; DICOMweb through `dicomweb_client.DICOMwebClient` on a requests
+session, so QIDO/WADO/STOW speak the standard the way an independent client does. Both share one
+retry policy (tenacity): transport errors and 5xx answers are retried with exponential backoff,
+then raise `OrthancUnavailable`; 4xx answers are not retried (`OrthancNotFound` for 404,
+`OrthancError` otherwise). dicomweb-client's own retry loop is switched off so that the policy is
+in one place. Credentials travel only in the sessions' auth; log lines carry method, path and
+error, never the user or password (and any userinfo in the base URL is redacted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from adapters.orthanc.payloads import ChangesPage, DicomJson, OrthancSeries, OrthancStudy
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OCTET_STREAM = "application/octet-stream"
+"""Frames media type. dicomweb-client's default `*/*` gets HTTP 400 from DICOMweb 1.7."""
+
+
+class OrthancError(RuntimeError):
+    """An Orthanc call failed. Raised as such (not a subclass) for what retrying would not fix:
+    a 4xx answer other than 404, or a 2xx answer that is not what the API promises."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OrthancNotFound(OrthancError):
+    """404: the resource is not (or no longer) in Orthanc."""
+
+
+class OrthancUnavailable(OrthancError):
+    """Orthanc did not answer usefully (connection refused, timeout, 5xx) after all retries."""
+
+
+def redact(url: str) -> str:
+    """The URL without any user:password@ part, for log lines and error messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _strip_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url.rstrip("/"), None
+    return redact(url).rstrip("/"), (parts.username, parts.password or "")
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return int(exc.response.status_code)
+    return None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another try: the network failed or the server said 5xx."""
+    if isinstance(exc, (httpx.TransportError, requests.ConnectionError, requests.Timeout)):
+        return True
+    status = _status(exc)
+    return status is not None and status >= 500
+
+
+class OrthancClient:
+    """One Orthanc server: REST at `base_url`, DICOMweb at `base_url + dicomweb_root`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        dicomweb_root: str = "/dicom-web",
+    ) -> None:
+        self.base_url, url_auth = _strip_userinfo(base_url)
+        auth = auth or url_auth
+        self.dicomweb_url = self.base_url + "/" + dicomweb_root.strip("/")
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout)
+        self._session = requests.Session()
+        if auth is not None:
+            self._session.auth = auth
+        self._dicomweb = DICOMwebClient(
+            url=self.dicomweb_url, session=self._session, timeout=timeout
+        )
+        self._dicomweb.set_http_retry_params(retry=False)
+
+    def close(self) -> None:
+        self._http.close()
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ retry policy
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one request under the retry policy; `what` names it in logs ("GET /changes")."""
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            logger.warning(
+                "orthanc %s: %s failed (%s); retry %d/%d in %.2fs",
+                self.base_url,
+                what,
+                _describe(exc),
+                state.attempt_number,
+                self._attempts - 1,
+                delay,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=30),
+            retry=retry_if_exception(_transient),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except (httpx.HTTPError, requests.RequestException) as exc:
+            raise self._error(what, exc) from exc
+        except ValueError as exc:  # a 2xx answer that is not the JSON it should be
+            raise OrthancError(f"Orthanc at {self.base_url}: {what}: bad answer: {exc}") from exc
+
+    def _error(self, what: str, exc: BaseException) -> OrthancError:
+        status = _status(exc)
+        where = f"Orthanc at {self.base_url}: {what}"
+        if _transient(exc):
+            message = f"{where} failed after {self._attempts} attempts: {_describe(exc)}"
+            logger.error("%s", message)
+            return OrthancUnavailable(message, status=status)
+        if status == 404:
+            return OrthancNotFound(f"{where}: not found (404)", status=status)
+        return OrthancError(f"{where}: {_describe(exc)}", status=status)
+
+    def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        def request() -> Any:
+            response = self._http.get(path, params=params)
+            response.raise_for_status()
+            return response.json()
+
+        return self._call(f"GET {path}", request)
+
+    # ------------------------------------------------------------ REST
+
+    def system(self) -> dict[str, Any]:
+        """`GET /system`: version, AET, ports (also a cheap liveness probe)."""
+        found: dict[str, Any] = self._get_json("/system")
+        return found
+
+    def changes(self, since: int = 0, *, limit: int = 100) -> ChangesPage:
+        """`GET /changes?since=&limit=`: change log entries with Seq > since, oldest first."""
+        return ChangesPage.from_json(self._get_json("/changes", {"since": since, "limit": limit}))
+
+    def study(self, orthanc_id: str) -> OrthancStudy:
+        """`GET /studies/{id}`; OrthancNotFound once deleted (Orthanc answers an empty 404)."""
+        return OrthancStudy.from_json(self._get_json(f"/studies/{orthanc_id}"))
+
+    def study_series(self, orthanc_id: str) -> list[OrthancSeries]:
+        """`GET /studies/{id}/series`: the study's series, expanded."""
+        raw = self._get_json(f"/studies/{orthanc_id}/series")
+        return [OrthancSeries.from_json(s) for s in raw if isinstance(s, Mapping)]
+
+    def upload(self, dicom: bytes) -> dict[str, Any]:
+        """`POST /instances` with one Part 10 file; Orthanc's answer (ID, Status, Parent*)."""
+
+        def request() -> dict[str, Any]:
+            response = self._http.post(
+                "/instances", content=dicom, headers={"Content-Type": "application/dicom"}
+            )
+            response.raise_for_status()
+            found: dict[str, Any] = response.json()
+            return found
+
+        return self._call("POST /instances", request)
+
+    # ------------------------------------------------------------ DICOMweb
+
+    def search_for_studies(
+        self,
+        *,
+        search_filters: Mapping[str, Any] | None = None,
+        fields: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[DicomJson]:
+        """QIDO-RS `/studies`; `fields` become includefield (Orthanc omits StudyDescription)."""
+        return self._call(
+            "QIDO /studies",
+            lambda: self._dicomweb.search_for_studies(
+                search_filters=dict(search_filters or {}), fields=list(fields) or None, limit=limit
+            ),
+        )
+
+    def search_for_series(
+        self,
+        study_uid: str,
+        *,
+        fields: Sequence[str] = (),
+        search_filters: Mapping[str, Any] | None = None,
+    ) -> list[DicomJson]:
+        """QIDO-RS `/studies/{study}/series`, every page (a server limit must not truncate it)."""
+        return self._call(
+            f"QIDO /studies/{study_uid}/series",
+            lambda: self._dicomweb.search_for_series(
+                study_uid,
+                fields=list(fields) or None,
+                search_filters=dict(search_filters or {}),
+                get_remaining=True,
+            ),
+        )
+
+    def search_for_instances(
+        self, study_uid: str, series_uid: str | None = None, *, fields: Sequence[str] = ()
+    ) -> list[DicomJson]:
+        """QIDO-RS `/studies/{study}[/series/{series}]/instances`, every page."""
+        return self._call(
+            f"QIDO /studies/{study_uid}/instances",
+            lambda: self._dicomweb.search_for_instances(
+                study_uid, series_uid, fields=list(fields) or None, get_remaining=True
+            ),
+        )
+
+    def retrieve_study_metadata(self, study_uid: str) -> list[DicomJson]:
+        """WADO-RS `/studies/{study}/metadata`: every instance's attributes (bulk data by URI)."""
+        return self._call(
+            f"WADO /studies/{study_uid}/metadata",
+            lambda: self._dicomweb.retrieve_study_metadata(study_uid),
+        )
+
+    def retrieve_instance_metadata(
+        self, study_uid: str, series_uid: str, sop_uid: str
+    ) -> DicomJson:
+        """WADO-RS metadata of one instance."""
+        return self._call(
+            f"WADO /studies/{study_uid}/.../instances/{sop_uid}/metadata",
+            lambda: self._dicomweb.retrieve_instance_metadata(study_uid, series_uid, sop_uid),
+        )
+
+    def retrieve_frames(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str,
+        frame_numbers: Sequence[int] = (1,),
+        *,
+        media_type: str = OCTET_STREAM,
+    ) -> list[bytes]:
+        """WADO-RS frames, always with an explicit media type (pitfall 1 in environment.md)."""
+        return self._call(
+            f"WADO /studies/{study_uid}/.../instances/{sop_uid}/frames",
+            lambda: self._dicomweb.retrieve_instance_frames(
+                study_uid,
+                series_uid,
+                sop_uid,
+                frame_numbers=list(frame_numbers),
+                media_types=(media_type,),
+            ),
+        )
+
+    def store_instances(self, datasets: Sequence[Dataset]) -> DicomJson:
+        """STOW-RS `POST /studies`; the answer as DICOM JSON (00081199 stored, 00081198 failed)."""
+        answer = self._call("STOW /studies", lambda: self._dicomweb.store_instances(list(datasets)))
+        found: DicomJson = answer.to_json_dict()
+        return found
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no answer"
+    status = _status(exc)
+    if status is None:
+        return f"{type(exc).__name__}: {exc}"
+    response = getattr(exc, "response", None)
+    try:  # HttpDescribeErrors: {"Message": ..., "Details": ...}; a 404 may have no body at all
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    said = [str(body[k]) for k in ("Message", "Details") if isinstance(body, dict) and body.get(k)]
+    return f"HTTP {status}" + (f" ({'; '.join(said)})" if said else "")
