@@ -144,11 +144,11 @@ def prior_logit(age: float, sex: str, smoking: str, pack_years: float, copd: boo
 def _baseline_mean(a: Analyte, p: SyntheticPatient) -> float:
     mean = a.mean + (a.male_shift if p.sex == "male" else 0.0)
     mean += a.smoker_shift if p.smoking == "current" else 0.0
-    if a.keyword == "glu" and "diabetes" in p.conditions:
+    if a.keyword == "GLU" and "diabetes" in p.conditions:
         mean += DIABETES_GLUCOSE_SHIFT
-    if a.keyword == "hba1c" and "diabetes" in p.conditions:
+    if a.keyword == "HBA1C" and "diabetes" in p.conditions:
         mean += HBA1C_DIABETES_SHIFT
-    if a.keyword == "creat" and "ckd" in p.conditions:
+    if a.keyword == "CREA" and "ckd" in p.conditions:
         mean *= CKD_CREATININE_FACTOR
     return mean
 
