@@ -62,7 +62,8 @@ def volume(study: CtStudy, rng: np.random.Generator) -> np.ndarray:
         )
         hu[dist <= n.diameter_mm / 2] = 45.0
     hu += rng.normal(0, 12, size=hu.shape)
-    return np.clip(hu, -1024, 3071)
+    clipped: np.ndarray = np.clip(hu, -1024, 3071)
+    return clipped
 
 
 def nodule_voxel(study: CtStudy) -> tuple[int, int, int] | None:

@@ -18,12 +18,12 @@ from tests.support.postgres import free_port
 
 
 @contextmanager
-def serve(app: FastAPI, ready_path: str = "/healthz") -> Iterator[str]:
+def serve(app: FastAPI, ready_path: str = "/healthz", port: int | None = None) -> Iterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while the app is served.
 
     `ready_path` is polled until it answers below 500 (any app, not only ours).
     """
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
