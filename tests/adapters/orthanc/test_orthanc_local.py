@@ -1,4 +1,4 @@
-"""The test Orthanc itself (tests/support/orthanc.py): authentication on, DICOMweb mounted, the
+"""The local Orthanc launcher (adapters/orthanc/local.py): authentication on, DICOMweb mounted, the
 Modality Worklists plugin answering C-FIND (checked with dcmtk's findscu, an independent client),
 and a clean stop by PID."""
 
@@ -16,7 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from tests.support import orthanc
+from adapters.orthanc import local as orthanc
 from tests.support.postgres import free_port
 
 WORKLIST_FIND = UID("1.2.840.10008.5.1.4.31")  # Modality Worklist Information Model - FIND
