@@ -11,7 +11,8 @@ resource enters the system; reads serve the canonical bytes made here.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -21,6 +22,11 @@ from pydantic import ValidationError
 
 FHIR_VERSION = "4.0.1"
 """The wire format: R4. (R4B's models, identical for the supported types.)"""
+
+
+# FHIR strings SHALL NOT contain code points below 32 other than tab, CR and LF (R4 2.1.28.0.1);
+# PostgreSQL cannot even store a NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class InvalidResource(ValueError):
@@ -76,8 +82,25 @@ def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
             for err in exc.errors()
         ]
         raise InvalidResource(problems) from None
-    canonical: dict[str, Any] = orjson.loads(model.model_dump_json(exclude_none=True))
+    dumped = model.model_dump_json(exclude_none=True)
+    canonical: dict[str, Any] = orjson.loads(dumped)
+    if "\\u00" in dumped or "\\b" in dumped or "\\f" in dumped:  # JSON escapes of controls
+        problems = list(_control_characters(canonical, resource_type))
+        if problems:
+            raise InvalidResource(problems)
     return canonical
+
+
+def _control_characters(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            yield "control characters other than tab, CR and LF are not allowed", where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _control_characters(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _control_characters(item, f"{where}[{i}]")
 
 
 def is_known_type(resource_type: str) -> bool:

@@ -37,7 +37,10 @@ def create_facade(state: FacadeState) -> FastAPI:
     async def on_http(_request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "processing")
         issue = errors.Issue(code, str(exc.detail))
-        return http.outcome_response(errors.OperationOutcomeError(exc.status_code, [issue]))
+        headers = dict(exc.headers or {})  # a 405 must say what is Allowed
+        return http.outcome_response(
+            errors.OperationOutcomeError(exc.status_code, [issue], headers)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_request: Request, exc: RequestValidationError) -> Response:

@@ -189,11 +189,20 @@ def _located(run: Callable[[], R], entry: Entry) -> R:
         return run()
     except errors.OperationOutcomeError as exc:
         for i, issue in enumerate(exc.issues):
-            where = tuple(
-                x if x.startswith("Bundle") else entry.where(x) for x in issue.expression
-            ) or (entry.where(),)
+            where = tuple(_within(entry, x) for x in issue.expression) or (entry.where(),)
             exc.issues[i] = errors.Issue(issue.code, issue.diagnostics, issue.severity, where)
         raise
+
+
+def _within(entry: Entry, expression: str) -> str:
+    """An issue's FHIRPath as seen from the Bundle: `Patient.birthDate` in entry 2's resource
+    is `Bundle.entry[2].resource.birthDate`."""
+    if expression.startswith("Bundle"):
+        return expression
+    rtype = (entry.resource or {}).get("resourceType")
+    if isinstance(rtype, str) and (expression == rtype or expression.startswith(f"{rtype}.")):
+        return entry.where("resource", *expression.split(".", 1)[1:])
+    return entry.where(expression)
 
 
 def transaction(units: UnitFactory, entries: list[Entry], ctx: Context) -> list[Entry]:

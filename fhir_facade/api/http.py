@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request
@@ -82,6 +83,26 @@ async def read_json_body(request: Request, limit: int) -> Any:
         raise errors.OperationOutcomeError(
             415, [errors.Issue("not-supported", f"Content-Type {ctype} is not FHIR JSON")]
         )
+    body = await _read_body(request, limit)
+    if not body.strip():
+        raise errors.bad_request("the request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"the body is not valid JSON: {exc}") from None
+
+
+async def read_form_body(request: Request, limit: int) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body as (name, value) pairs, within the size limit
+    (parsed here: Starlette's form parser needs python-multipart and has no limit for it)."""
+    body = await _read_body(request, limit)
+    try:
+        return parse_qsl(body.decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise errors.bad_request("the form body is not UTF-8") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.too_large(f"the body is larger than the {limit}-byte limit")
@@ -91,13 +112,7 @@ async def read_json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise errors.too_large(f"the body is larger than the {limit}-byte limit")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise errors.bad_request("the request body is empty")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.bad_request(f"the body is not valid JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 def require_resource(body: Any, expected_type: str | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ response (or a Bundle response entry) is the caller's job, so both paths behave 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from fhir_facade.search.dates import fhir_date_range
 from fhir_facade.search.parameters import SUPPORTED_TYPES
 from fhir_facade.search.query import SearchQuery, parse_search
 from fhir_facade.store.base import HistoryPage, SearchPage, StoredResource, Unit
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +54,24 @@ def require_type(resource_type: str) -> None:
         )
 
 
+def require_id(rtype: str, id: str) -> None:
+    """A 400 for ids the FHIR id type cannot hold, before they reach the database (a NUL or an
+    over-long id is an error there, not a miss)."""
+    if not _ID.fullmatch(id):
+        raise errors.bad_request(
+            f"{id!r} is not a FHIR id (1-64 characters of A-Z, a-z, 0-9, '-', '.')", f"{rtype}.id"
+        )
+
+
 def read(unit: Unit, rtype: str, id: str) -> Result:
     require_type(rtype)
+    require_id(rtype, id)
     return Result(200, unit.read(rtype, id))
 
 
 def vread(unit: Unit, rtype: str, id: str, vid: str) -> Result:
     require_type(rtype)
+    require_id(rtype, id)
     if not vid.isdigit():
         raise errors.not_found(f"{rtype}/{id} has no version {vid!r}")
     return Result(200, unit.vread(rtype, id, int(vid)))
@@ -104,12 +118,14 @@ def update(
         raise errors.bad_request(
             f"the resource's id {body['id']!r} does not match the URL's {id!r}", f"{rtype}.id"
         )
+    require_id(rtype, id)
     written = unit.update(body, if_match=if_match)
     return Result(201 if written.created else 200, written.resource)
 
 
 def delete(unit: Unit, rtype: str, id: str) -> Result:
     require_type(rtype)
+    require_id(rtype, id)
     unit.delete(rtype, id)
     return Result(204)
 
@@ -180,6 +196,8 @@ def history(
 ) -> Result:
     if rtype is not None:
         require_type(rtype)
+        if id is not None:
+            require_id(rtype, id)
     params = dict(pairs)
     since = None
     if "_since" in params:
@@ -194,6 +212,9 @@ def history(
     after = None
     if "_cursor" in params:
         cur = cursors.decode(params["_cursor"], ctx.cursor_key)
+        keyset = len(cur.position) == 2 and all(type(x) is int for x in cur.position)
+        if cur.resource_type != (rtype or "*") or not keyset:  # e.g. a search's cursor
+            raise errors.bad_request("the paging cursor belongs to another search", "_cursor")
         after = cur.position
     page = unit.history(rtype, id, since_us=since, count=count, after=after)
     if id is not None and not page.entries and after is None:

@@ -142,9 +142,8 @@ async def search_post(request: Request, rtype: str) -> Response:
                 )
             ],
         )
-    form = await request.form()
     pairs = list(request.query_params.multi_items())
-    pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    pairs += await http.read_form_body(request, _state(request).limits_body)
     return await _search(request, rtype, pairs)
 
 
@@ -164,6 +163,7 @@ async def _search(request: Request, rtype: str, pairs: list[tuple[str, str]]) ->
 async def read(request: Request, rtype: str, id: str) -> Response:
     http.check_format(request)
     ix.require_type(rtype)
+    ix.require_id(rtype, id)
     stored = await run_in_threadpool(_state(request).store.read, rtype, id)
     return _resource_response(ix.Result(200, stored), _ctx(request), http.Prefer())
 

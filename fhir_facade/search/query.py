@@ -7,6 +7,7 @@ link, so the client can see what was applied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,6 +18,7 @@ from fhir_facade.search import values as v
 from fhir_facade.search.parameters import SearchParam, SearchParamType, params_for
 
 TotalMode = Literal["none", "estimate", "accurate"]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # never in a stored string (fhir.py)
 SPECIAL_TYPES: dict[str, SearchParamType] = {"_id": "token", "_lastUpdated": "date"}
 _MODIFIERS: dict[str, frozenset[str]] = {
     "token": frozenset({"not", "missing"}),
@@ -171,6 +173,8 @@ class _Parser:
     def parse_value(self, ptype: SearchParamType, item: str, target: str | None) -> v.SearchValue:
         if item == "":
             raise ValueError("empty value")
+        if _CONTROL.search(item):
+            raise ValueError("control characters are not allowed in search values")
         parsers: dict[str, Callable[[str], v.SearchValue]] = {
             "token": v.parse_token,
             "string": lambda s: v.StringValue(s.replace("\\,", ",")),

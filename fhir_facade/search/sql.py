@@ -115,7 +115,8 @@ def _special(crit: Criterion, now: int) -> Any:
     """_id and _lastUpdated live on the resource row itself."""
     if crit.name == "_id":
         ids = [val.code for val in crit.values if isinstance(val, v.TokenValue)]
-        return resources.c.res_id.in_(ids)
+        found = resources.c.res_id.in_(ids)
+        return not_(found) if crit.modifier == "not" else found
     col = resources.c.last_updated
     return or_(
         *(
@@ -167,13 +168,14 @@ def _sort_expression(key: SortKey) -> Any:
     if key.name == "_lastUpdated":
         return resources.c.last_updated
     table = INDEX_TABLES[key.type]
-    col, low, high = {
-        "date": (table.c.high if key.descending else table.c.low, MIN_US, MAX_US),
-        "string": (table.c.get("value_norm"), "", _HIGH_STRING),
-        "token": (table.c.get("code"), "", _HIGH_STRING),
-        "number": (table.c.get("value"), -_FAR, _FAR),
-        "quantity": (table.c.get("value"), -_FAR, _FAR),
+    name, low, high = {  # column names: only the sorted type's table has its column
+        "date": ("high" if key.descending else "low", MIN_US, MAX_US),
+        "string": ("value_norm", "", _HIGH_STRING),
+        "token": ("code", "", _HIGH_STRING),
+        "number": ("value", -_FAR, _FAR),
+        "quantity": ("value", -_FAR, _FAR),
     }[key.type]
+    col = table.c[name]
     agg = func.max(col) if key.descending else func.min(col)
     sub = (
         select(agg)

@@ -31,13 +31,15 @@ def now_us() -> int:
 
 
 def content_hash(resource: Mapping[str, Any]) -> str:
-    """Hash of the resource without its version stamp: equal hashes mean a no-op update."""
+    """Hash of the resource without its identity and version stamp: equal hashes mean a no-op
+    update. The id is left out because the store stamps it: a POSTed body carries none (or one
+    the server replaces), while the same content PUT back carries the assigned id."""
     meta = {
         k: val
         for k, val in (resource.get("meta") or {}).items()
         if k not in ("versionId", "lastUpdated")
     }
-    body = {k: val for k, val in resource.items() if k != "meta"}
+    body = {k: val for k, val in resource.items() if k not in ("meta", "id")}
     if meta:
         body["meta"] = meta
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
