@@ -1,4 +1,4 @@
-"""The composition root: one ASGI app with the facade at /fhir (and, later, the other parts)."""
+"""The composition root: one ASGI app with the facade at /fhir and CDS Hooks at /cds-services."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from cds_hooks.api import create_router
+from cds_hooks.config import AuthConfig, CdsConfig, ClinicalOptions, TrustedClient
+from cds_hooks.prefetch import FetchPolicy
+from cds_hooks.state import build_state
 from cdss import __version__
 from cdss.settings import Settings
 from fhir_facade.api.app import create_facade
@@ -30,16 +34,59 @@ def facade_state(settings: Settings, store: SqlStore) -> FacadeState:
     )
 
 
+def cds_config(settings: Settings) -> CdsConfig:
+    """The CDS Hooks service's configuration from the CDSS_CDS_* settings."""
+    clients = tuple(
+        TrustedClient(
+            iss=c.iss,
+            jwks=c.jwks,
+            jku=tuple(str(u) for u in c.jku),
+            tenant=c.tenant,
+            fhir_servers=tuple(str(u).rstrip("/") for u in c.fhir_servers),
+        )
+        for c in settings.cds_clients
+    )
+    return CdsConfig(
+        auth=AuthConfig(
+            mode=settings.cds_auth,
+            clients=clients,
+            algorithms=tuple(settings.cds_algorithms),
+            leeway_s=settings.cds_jwt_leeway_s,
+            max_lifetime_s=settings.cds_jwt_max_lifetime_s,
+            jwks_min_refresh_s=settings.cds_jwks_min_refresh_s,
+        ),
+        fetch=FetchPolicy(
+            timeout_s=settings.cds_fetch_timeout_s,
+            budget_s=settings.cds_fetch_budget_s,
+            facade_budget_s=settings.cds_facade_budget_s,
+            facade_fallback=settings.cds_facade_fallback,
+        ),
+        clinical=ClinicalOptions(
+            duplicate_window_days=settings.cds_duplicate_window_days,
+            creatinine_window_days=settings.cds_creatinine_window_days,
+            imaging_summary_days=settings.cds_imaging_summary_days,
+        ),
+        base_url=str(settings.base_url).rstrip("/") if settings.base_url else None,
+        smart_app_url=str(settings.cds_smart_app_url) if settings.cds_smart_app_url else None,
+        cors_origins=tuple(settings.cds_cors_origins),
+        max_body_bytes=settings.cds_max_body_bytes,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     store = SqlStore(settings.effective_database_url)
+    cds = build_state(cds_config(settings), store, settings.effective_database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await cds.aclose()
         store.close()
 
     app = FastAPI(title="cdss", version=__version__, lifespan=lifespan)
     app.mount("/fhir", create_facade(facade_state(settings, store)))
+    app.include_router(create_router(cds))
+    app.state.cds = cds
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

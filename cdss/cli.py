@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import typer
 import uvicorn
 
+from cdss import cli_data
 from cdss.app import create_app
 from cdss.logs import configure
 from cdss.settings import Settings, SettingsError, load_settings
@@ -12,6 +14,8 @@ from cdss.settings import Settings, SettingsError, load_settings
 app = typer.Typer(
     help="Clinical decision support hub: FHIR facade, CDS Hooks, AI.", no_args_is_help=True
 )
+feedback_app = typer.Typer(help="CDS Hooks card feedback.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -39,7 +43,7 @@ def serve(
     host: str | None = typer.Option(None, help="Bind address (CDSS_HOST)"),
     port: int | None = typer.Option(None, help="Port (CDSS_PORT)"),
 ) -> None:
-    """Start the ASGI app: the FHIR facade at /fhir."""
+    """Start the ASGI app: the FHIR facade at /fhir, CDS Hooks at /cds-services."""
     _serve(_settings(host=host, port=port))
 
 
@@ -53,10 +57,35 @@ def demo(
     typer.echo("CDSS demo")
     typer.echo(f"  database          {settings.effective_database_url}")
     typer.echo(f"  FHIR R4 facade    {base}/fhir  (capabilities: {base}/fhir/metadata)")
+    typer.echo(f"  CDS Hooks         {base}/cds-services  (auth: {settings.cds_auth})")
     typer.echo(f"  health            {base}/healthz  {base}/readyz")
     typer.echo("Ctrl-C stops it.")
     _serve(settings)
 
+
+@feedback_app.command("report")
+def feedback_report(
+    service: str | None = typer.Option(None, help="Only this CDS service id"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
+) -> None:
+    """Accept and override rates of the cards, per service, card kind and override reason."""
+    from cds_hooks.feedback import FeedbackStore
+    from cds_hooks.report import feedback_report as build
+    from cds_hooks.report import format_table
+
+    settings = _settings()
+    store = FeedbackStore(settings.effective_database_url)
+    try:
+        stats = build(store.engine, service)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(orjson.dumps([s.as_json() for s in stats], option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(format_table(stats))
+
+
+cli_data.register(app)
 
 if __name__ == "__main__":
     app()

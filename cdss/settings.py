@@ -9,8 +9,18 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+import orjson
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,6 +28,33 @@ from sqlalchemy.exc import ArgumentError
 
 class SettingsError(RuntimeError):
     """Invalid configuration, with a message meant for the operator."""
+
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+
+
+class CdsClient(BaseModel):
+    """A trusted CDS client (CDSS_CDS_CLIENTS, a JSON array of these objects)."""
+
+    iss: str = Field(min_length=1, description="the `iss` its JWTs carry, exactly")
+    jwks: dict[str, Any] | None = Field(None, description="its public JWK Set, inline")
+    jku: list[AnyHttpUrl] = Field(default_factory=list, description="allowed `jku` URLs")
+    tenant: str | None = Field(None, description="required `tenant` claim, if any")
+    fhir_servers: list[AnyHttpUrl] = Field(
+        default_factory=list, description="fhirServer URLs the service may call with its tokens"
+    )
+
+    @model_validator(mode="after")
+    def _keys(self) -> CdsClient:
+        if not self.jwks and not self.jku:
+            raise ValueError(f"client {self.iss}: give its jwks or at least one jku URL")
+        if self.jwks:
+            from cds_hooks.auth import import_jwks
+
+            import_jwks(self.jwks)
+        return self
 
 
 class Settings(BaseSettings):
@@ -39,6 +76,33 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     log_level: str = "INFO"
 
+    # CDS Hooks service (/cds-services)
+    cds_auth: Literal["required", "disabled"] = Field(
+        "required", description="disabled: development only; every call logs a warning"
+    )
+    cds_clients: list[CdsClient] = Field(default_factory=list, description="trusted CDS clients")
+    cds_clients_file: Path | None = Field(None, description="JSON file with more trusted clients")
+    cds_algorithms: list[str] = Field(
+        default_factory=lambda: ["ES384", "RS384"], description="JWT algorithms accepted"
+    )
+    cds_jwt_leeway_s: int = Field(60, ge=0, le=300)
+    cds_jwt_max_lifetime_s: int = Field(3600, ge=60)
+    cds_jwks_min_refresh_s: float = Field(60.0, ge=0)
+    cds_smart_app_url: AnyHttpUrl | None = Field(
+        None, description="launch URL for smart card links; default {base}/smart/launch"
+    )
+    cds_cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cds_fetch_timeout_s: float = Field(0.4, gt=0, description="one fallback FHIR request")
+    cds_fetch_budget_s: float = Field(
+        0.45, gt=0, description="all fetches from a client's fhirServer in one call"
+    )
+    cds_facade_budget_s: float = Field(2.0, gt=0, description="all facade fetches of a call")
+    cds_facade_fallback: bool = Field(True, description="fetch missing prefetch from the facade")
+    cds_duplicate_window_days: int = Field(30, ge=1)
+    cds_creatinine_window_days: int = Field(30, ge=1)
+    cds_imaging_summary_days: int = Field(365, ge=1)
+    cds_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+
     @field_validator("database_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -48,6 +112,31 @@ class Settings(BaseSettings):
             except ArgumentError as exc:
                 raise ValueError(f"not a database URL: {exc}") from None
         return value
+
+    @field_validator("cds_algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"not allowed: {refused}; CDS Hooks forbids none and symmetric (HS*) algorithms"
+            )
+        if not value:
+            raise ValueError("at least one algorithm is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _clients_file(self) -> Settings:
+        """CDSS_CDS_CLIENTS_FILE's clients join CDSS_CDS_CLIENTS, checked at start like them."""
+        if self.cds_clients_file is not None:
+            try:
+                raw = orjson.loads(self.cds_clients_file.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise ValueError(f"cds_clients_file: {exc}") from None
+            if not isinstance(raw, list):
+                raise ValueError("cds_clients_file must hold a JSON array of clients")
+            self.cds_clients = [*self.cds_clients, *map(CdsClient.model_validate, raw)]
+        return self
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -1,0 +1,92 @@
+"""One FHIR AuditEvent per hook call and per feedback, written into the facade's store.
+
+Who (the client's iss and sub, and the user in context), what (service, hook, hookInstance,
+patient, the cards' uuids), when, and the outcome. Never a token: neither the client's JWT nor
+the fhirAuthorization access token is passed to this module. The jti is recorded: it identifies
+the call without granting anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cds_hooks.auth import ClientIdentity
+
+EVENT_SYSTEM = "urn:cdss:codesystem:cds-hooks-event"
+HOOK_INSTANCE_SYSTEM = "urn:cdss:cds-hooks:hookInstance"
+_OUTCOMES = {2: "0", 4: "4", 5: "8"}  # success, minor failure (4xx), serious failure (5xx)
+
+
+def _outcome(status: int) -> str:
+    return _OUTCOMES.get(status // 100, "4")
+
+
+def audit_event(
+    *,
+    event: str,
+    action: str,
+    status: int,
+    client: ClientIdentity,
+    service_id: str,
+    hook: str | None = None,
+    hook_instance: str | None = None,
+    patient_id: str | None = None,
+    user_id: str | None = None,
+    details: Sequence[tuple[str, str]] = (),
+    description: str | None = None,
+) -> dict[str, Any]:
+    """The AuditEvent (R4) as a dict; `event` is cds-service-call or cds-feedback."""
+    agents: list[dict[str, Any]] = [
+        {
+            "type": {"text": "CDS client"},
+            "who": {
+                "identifier": {"system": "urn:ietf:rfc:3986", "value": client.iss},
+                **({"display": client.sub} if client.sub else {}),
+            },
+            "requestor": True,
+            **({"altId": client.tenant} if client.tenant else {}),
+        }
+    ]
+    if user_id:
+        agents.append({"type": {"text": "user"}, "who": {"reference": user_id}, "requestor": False})
+    entity_details = [{"type": "service", "valueString": service_id}]
+    if hook:
+        entity_details.append({"type": "hook", "valueString": hook})
+    if client.jti:
+        entity_details.append({"type": "jti", "valueString": client.jti})
+    entity_details += [{"type": k, "valueString": v} for k, v in details if v]
+    call: dict[str, Any] = {"name": service_id, "detail": entity_details}
+    if hook_instance:
+        call["what"] = {"identifier": {"system": HOOK_INSTANCE_SYSTEM, "value": hook_instance}}
+    entities = [call]
+    if patient_id:
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{patient_id}"},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                    "display": "Person",
+                },
+            }
+        )
+    out: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "subtype": [{"system": EVENT_SYSTEM, "code": event}],
+        "action": action,
+        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": _outcome(status),
+        "agent": agents,
+        "source": {"observer": {"display": "cdss CDS Hooks service"}, "site": "cds-services"},
+        "entity": entities,
+    }
+    if description:
+        out["outcomeDesc"] = description[:1000]
+    return out

@@ -1,0 +1,157 @@
+"""imaging-order-safety: contrast safety and duplicate checks for draft CT/MR orders.
+
+On order-select (the selected drafts) and order-sign (every draft), each draft ServiceRequest the
+imaging catalogue knows is checked on its own (clinical rules in cds_hooks/clinical, each citing
+its source in the card):
+- kidney function before contrast (ACR–NKF consensus; eGFR by CKD-EPI 2021 when only a creatinine
+  is on file): eGFR < 30 -> warning, suggesting the same study without contrast (an update of the
+  whole draft with its code swapped); no creatinine/eGFR in the window -> a card suggesting a serum
+  creatinine (a create of a draft ServiceRequest, LOINC 2160-0); eGFR 30-44 -> info;
+- metformin + eGFR < 30 + iodinated contrast -> hold-metformin advice (ACR Manual, "Metformin");
+- an allergy to the contrast class the study gives -> critical (ACR Manual; intolerance: warning);
+- a study, or an active/completed order, of the same modality and body region within the
+  configured window -> warning with a `smart` link to the prior study in the viewer and a
+  suggestion to remove the draft (a delete by resourceId).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cds_hooks.cards import Card, Suggestion
+from cds_hooks.clinical.contrast import contrast_allergy, metformin_advice, renal_risk
+from cds_hooks.clinical.duplicates import duplicate_imaging
+from cds_hooks.clinical.findings import DuplicateFinding, RenalFinding
+from cds_hooks.clinical.imaging_catalog import non_contrast_equivalent, orderable_for
+from cds_hooks.registry import HookData, ServiceEntry
+from cds_hooks.request import HookRequest
+from cds_hooks.services import suggestions as make
+from cds_hooks.services.common import (
+    DraftOrder,
+    draft_orders,
+    finding_card,
+    judge_each,
+    service_requests,
+    single,
+)
+
+ID = "imaging-order-safety"
+RENAL_CODES = ",".join(
+    f"http://loinc.org|{c}" for c in ("98979-8", "62238-1", "33914-3", "2160-0", "14682-9")
+)
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "renal": f"Observation?patient={{{{context.patientId}}}}&code={RENAL_CODES}&_sort=-date",
+    "allergies": "AllergyIntolerance?patient={{context.patientId}}",
+    "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
+    "studies": "ImagingStudy?patient={{context.patientId}}",
+    "orders": "ServiceRequest?patient={{context.patientId}}&status=active,completed",
+}
+# Without these the contrast checks would answer "no problem" for want of data: 412 instead.
+REQUIRED = frozenset({"patient", "renal", "allergies", "medications"})
+_DESCRIPTION = (
+    "Checks draft CT and MR orders: kidney function before contrast (ACR–NKF), metformin with "
+    "iodinated contrast (ACR), contrast allergy (ACR) and duplicate imaging of the same modality "
+    "and body region."
+)
+ENTRIES = tuple(
+    ServiceEntry(
+        id=ID,
+        hook=hook,
+        title="Imaging order safety",
+        description=_DESCRIPTION,
+        prefetch=PREFETCH,
+        required=REQUIRED,
+    )
+    for hook in ("order-select", "order-sign")
+)
+# The renal findings that deserve a card; "ok" (eGFR >= 45) says nothing worth interrupting for.
+_RENAL_CARD_KINDS = ("egfr-below-30", "egfr-30-44", "no-recent-creatinine", "cannot-assess")
+
+
+def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
+    orders = service_requests(draft_orders(request))
+    return judge_each(orders, lambda order: _judge(order, request, data), service=ID)
+
+
+def _judge(order: DraftOrder, request: HookRequest, data: HookData) -> list[Card]:
+    assert order.resource is not None  # service_requests() keeps resources only
+    orderable = orderable_for(order.resource)
+    if orderable is None:
+        return []  # not a CT/MR orderable of the catalogue: nothing this service knows about
+    alternative = non_contrast_equivalent(orderable)
+
+    def replace() -> Suggestion | None:  # a fresh suggestion (own uuid) for each card
+        return make.replace_with(order, alternative) if alternative else None
+
+    cards: list[Card] = []
+    renal = renal_risk(
+        orderable=orderable,
+        patient=single(data.resources("patient", "Patient")),
+        observations=data.resources("renal", "Observation"),
+        now=data.now,
+        creatinine_window_days=data.options.clinical.creatinine_window_days,
+    )
+    if renal is not None and renal.kind in _RENAL_CARD_KINDS:
+        cards.append(_renal_card(renal, order, request, replace()))
+    advice = metformin_advice(
+        orderable=orderable,
+        medication_requests=data.resources("medications", "MedicationRequest"),
+        egfr=renal,
+    )
+    if advice is not None:
+        cards.append(finding_card(advice, order=order))
+    allergy = contrast_allergy(
+        orderable=orderable, allergies=data.resources("allergies", "AllergyIntolerance")
+    )
+    if allergy is not None:
+        cards.append(finding_card(allergy, order=order, suggestions=_one(replace())))
+    others = [o for o in data.resources("orders", "ServiceRequest") if o.get("id") != order.id]
+    duplicates = duplicate_imaging(
+        orderable=orderable,
+        studies=data.resources("studies", "ImagingStudy"),
+        orders=others,
+        now=data.now,
+        window_days=data.options.clinical.duplicate_window_days,
+    )
+    if duplicates:
+        cards.append(_duplicate_card(duplicates, order, data))
+    return cards
+
+
+def _one(suggestion: Suggestion | None) -> tuple[Suggestion, ...]:
+    return (suggestion,) if suggestion is not None else ()
+
+
+def _renal_card(
+    renal: RenalFinding, order: DraftOrder, request: HookRequest, replace: Suggestion | None
+) -> Card:
+    if renal.kind == "egfr-below-30":
+        return finding_card(renal, order=order, suggestions=_one(replace))
+    if renal.kind == "no-recent-creatinine":
+        return finding_card(renal, order=order, suggestions=[make.order_creatinine(request, order)])
+    return finding_card(renal, order=order)
+
+
+def _duplicate_card(found: list[DuplicateFinding], order: DraftOrder, data: HookData) -> Card:
+    newest = found[0]
+    links = []
+    if newest.study_uid or (newest.prior_reference or "").startswith("ImagingStudy/"):
+        links.append(
+            make.view_study_link(
+                data.options.smart_app_url,
+                data.patient_id,
+                study_uid=newest.study_uid,
+                study_ref=newest.prior_reference,
+            )
+        )
+    others = len(found) - 1
+    more = f"{others} more prior {'study or order' if others == 1 else 'studies or orders'}"
+    more = f"{more} in the window." if others else ""
+    return finding_card(
+        newest,
+        order=order,
+        suggestions=_one(make.remove(order, "Remove this draft order (duplicate)")),
+        links=links,
+        extra_detail=more,
+    )

@@ -1,0 +1,68 @@
+"""What the CDS service holds for its lifetime, built once by the composition root."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import httpx
+
+from cds_hooks.auth import Authenticator
+from cds_hooks.config import CdsConfig
+from cds_hooks.feedback import FeedbackStore
+from cds_hooks.recorder import Recorder
+from cds_hooks.registry import Registry
+from cds_hooks.sources import FacadeSource
+from fhir_facade.store.base import Store
+
+
+@dataclass(slots=True)
+class CdsState:
+    config: CdsConfig
+    registry: Registry
+    store: Store
+    feedback: FeedbackStore
+    http: httpx.AsyncClient
+    facade: FacadeSource
+    recorder: Recorder
+    authenticator: Authenticator | None  # None only when authentication is disabled
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.recorder.close()  # drains what is queued first
+        self.feedback.close()
+
+
+def build_state(
+    config: CdsConfig,
+    store: Store,
+    database_url: str,
+    *,
+    registry: Registry | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> CdsState:
+    """The service's state; `registry` defaults to the services shipped in cds_hooks.services."""
+    if registry is None:
+        from cds_hooks.services import default_registry
+
+        registry = default_registry()
+    client = http or httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+    auth = Authenticator(config.auth, client) if config.auth.mode == "required" else None
+    feedback = FeedbackStore(database_url)
+    # SQLite has one writer, and the store's units take its write lock even to read; queued on
+    # SQLite's busy handler (sleeps up to 100 ms between tries) some callers starved for seconds
+    # under load. A Python lock hands the store over in turn instead. PostgreSQL needs none.
+    gate = threading.Lock() if database_url.startswith("sqlite") else None
+    return CdsState(
+        config=config,
+        registry=registry,
+        store=store,
+        feedback=feedback,
+        http=client,
+        facade=FacadeSource(store, config.fetch, gate),
+        recorder=Recorder(store, feedback, gate=gate),
+        authenticator=auth,
+    )
