@@ -49,18 +49,48 @@ def serve(
 
 @app.command()
 def demo(
-    port: int | None = typer.Option(None, help="Port (CDSS_PORT)"),
+    port: int | None = typer.Option(
+        None, help="Port of the app (CDSS_PORT); simulators use +1, +2"
+    ),
+    patients: int = typer.Option(40, min=1, help="Size of the seeded synthetic cohort"),
+    seed: int = typer.Option(1, help="Cohort seed"),
 ) -> None:
-    """Start the demo with embedded defaults (SQLite under ./var) and print its URLs."""
+    """Start the demo: simulators, Orthanc (when installed), a seeded cohort, sync, the app."""
+    import threading
+
+    from cdss.demo import demo_stack, seed_and_sync
+
     settings = _settings(port=port)
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo("CDSS demo")
-    typer.echo(f"  database          {settings.effective_database_url}")
-    typer.echo(f"  FHIR R4 facade    {base}/fhir  (capabilities: {base}/fhir/metadata)")
-    typer.echo(f"  CDS Hooks         {base}/cds-services  (auth: {settings.cds_auth})")
-    typer.echo(f"  health            {base}/healthz  {base}/readyz")
-    typer.echo("Ctrl-C stops it.")
-    _serve(settings)
+    with demo_stack(settings.data_dir, settings.host, settings.port) as stack:
+        typer.echo(f"seeding {patients} synthetic patients into the sources and syncing...")
+        summary, runner = seed_and_sync(stack, patients=patients, seed_value=seed, public_base=base)
+        stop = threading.Event()
+        follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
+        follower.start()
+        demo_settings = settings.model_copy(update={"database_url": stack.database_url})
+        typer.echo("CDSS demo")
+        typer.echo(f"  FHIR R4 facade    {base}/fhir  (capabilities: {base}/fhir/metadata)")
+        typer.echo(
+            f"  CDS Hooks         {base}/cds-services  (auth: {settings.cds_auth}; "
+            "CDSS_CDS_AUTH=disabled for local trials)"
+        )
+        typer.echo(f"  health            {base}/healthz  {base}/readyz")
+        typer.echo(f"  OpenEMR (sim)     {stack.openemr_url}/apis/default/fhir  (admin / pass)")
+        typer.echo(f"  SENAITE (sim)     {stack.senaite_url}/@@API/senaite/v1  (admin / admin)")
+        pacs = stack.orthanc_url or "not installed: apt-get install orthanc orthanc-dicomweb"
+        typer.echo(f"  Orthanc           {pacs}")
+        typer.echo(f"  database          {stack.database_url}")
+        typer.echo(
+            f"  cohort            {summary.patients} patients, {summary.samples} lab "
+            f"samples, {summary.ct_studies} CT studies; truth in {summary.truth_file}"
+        )
+        typer.echo("Ctrl-C stops everything.")
+        try:
+            _serve(demo_settings)
+        finally:
+            stop.set()
+            follower.join(timeout=10)
 
 
 @feedback_app.command("report")

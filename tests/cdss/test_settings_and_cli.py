@@ -42,28 +42,49 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"
 
 
-def test_cdss_demo_serves_the_facade_until_interrupted(tmp_path: Path) -> None:
+def test_cdss_demo_serves_the_synced_cohort_until_interrupted(tmp_path: Path) -> None:
     port = free_port()
+    while any(_taken(port + k) for k in (1, 2)):
+        port = free_port()
     env = {**os.environ, "CDSS_DATA_DIR": str(tmp_path / "var"), "CDSS_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "cdss.cli", "demo"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdss.cli", "demo", "--patients", "6"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 meta = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
                 break
             except httpx.HTTPError:
                 assert proc.poll() is None, "the demo exited early"
-                assert time.monotonic() < deadline, "the demo did not answer within 30 s"
+                assert time.monotonic() < deadline, "the demo did not answer within 120 s"
                 time.sleep(0.2)
         assert meta.status_code == 200
         assert meta.json()["fhirVersion"] == "4.0.1"
         assert meta.headers["content-type"].startswith("application/fhir+json")
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
+        patients = httpx.get(f"http://127.0.0.1:{port}/fhir/Patient?_summary=count").json()
+        assert patients["total"] == 6
+        labs = httpx.get(
+            f"http://127.0.0.1:{port}/fhir/Observation?category=laboratory&_summary=count"
+        ).json()
+        assert labs["total"] > 6 * 10
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert f"http://127.0.0.1:{port}/fhir" in out
-    assert (tmp_path / "var" / "cdss.db").exists()
+    assert (tmp_path / "var" / "demo" / "cdss.db").exists()
+    assert (tmp_path / "var" / "demo" / "cohort" / "ground_truth.csv").exists()
+
+
+def _taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
