@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cds_hooks.api import create_router
 from cds_hooks.config import AuthConfig, CdsConfig, ClinicalOptions, TrustedClient
@@ -73,6 +74,22 @@ def cds_config(settings: Settings) -> CdsConfig:
     )
 
 
+class FhirBasePath:
+    """Serve the facade's base at `/fhir` as well as `/fhir/`.
+
+    Clients POST transactions to `[base]` exactly; without this the mount would answer `/fhir`
+    with a redirect, which clients do not follow for POST.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/fhir":
+            scope = {**scope, "path": "/fhir/", "raw_path": b"/fhir/"}
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     store = SqlStore(settings.effective_database_url)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
@@ -85,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="cdss", version=__version__, lifespan=lifespan)
     app.mount("/fhir", create_facade(facade_state(settings, store)))
+    app.add_middleware(FhirBasePath)
     app.include_router(create_router(cds))
     app.state.cds = cds
 

@@ -115,14 +115,15 @@ def _run(unit: Unit, entry: Entry, ctx: Context) -> ix.Result:
     if m == "DELETE" and len(p) == 2:
         return ix.delete(unit, p[0], p[1])
     if m == "POST" and len(p) == 1:
-        body = _body(entry, p[0])
+        body = ix.localize_references(_body(entry, p[0]), ctx.base_url)
         if entry.if_none_exist and entry.assigned is None:  # batch: no ids reserved
             return ix.create(unit, p[0], body, ctx, entry.if_none_exist)
         ix.require_type(p[0])
         assigned = entry.assigned.split("/")[1] if entry.assigned else None
         return ix.Result(201, unit.create(body, id=assigned).resource)
     if m == "PUT" and len(p) == 2:
-        return ix.update(unit, p[0], p[1], _body(entry, p[0]), entry.if_match)
+        body = ix.localize_references(_body(entry, p[0]), ctx.base_url)
+        return ix.update(unit, p[0], p[1], body, entry.if_match)
     raise errors.bad_request(
         f"{m} {'/'.join(p)} is not an interaction this server supports", entry.where("request")
     )

@@ -108,6 +108,24 @@ def _conditional_matches(
     return unit.search(query).matches
 
 
+def localize_references(value: Any, base_url: str) -> Any:
+    """References to this server's own base become relative, as FHIR servers store them.
+
+    Only relative references match a search by id, so `http://us/fhir/Patient/1` must be
+    stored as `Patient/1`; absolute references to other servers stay as they are.
+    """
+    prefix = base_url.rstrip("/") + "/"
+    if isinstance(value, dict):
+        out = {k: localize_references(v, base_url) for k, v in value.items()}
+        ref = out.get("reference")
+        if isinstance(ref, str) and ref.startswith(prefix):
+            out["reference"] = ref[len(prefix) :]
+        return out
+    if isinstance(value, list):
+        return [localize_references(v, base_url) for v in value]
+    return value
+
+
 def update(
     unit: Unit, rtype: str, id: str, body: dict[str, Any], if_match: int | None = None
 ) -> Result:

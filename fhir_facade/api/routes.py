@@ -175,6 +175,7 @@ async def create(request: Request, rtype: str) -> Response:
     state, prefer = _state(request), http.parse_prefer(request)
     body = http.require_resource(await http.read_json_body(request, state.limits_body), rtype)
     ctx = _ctx(request, prefer)
+    body = ix.localize_references(body, ctx.base_url)
     cond = request.headers.get("if-none-exist")
     result = await _in_unit(request, lambda u: ix.create(u, rtype, body, ctx, cond))
     return _resource_response(result, ctx, prefer)
@@ -186,9 +187,11 @@ async def update(request: Request, rtype: str, id: str) -> Response:
     ix.require_type(rtype)
     state, prefer = _state(request), http.parse_prefer(request)
     body = http.require_resource(await http.read_json_body(request, state.limits_body), rtype)
+    ctx = _ctx(request, prefer)
+    body = ix.localize_references(body, ctx.base_url)
     if_match = http.parse_if_match(request)
     result = await _in_unit(request, lambda u: ix.update(u, rtype, id, body, if_match))
-    return _resource_response(result, _ctx(request), prefer)
+    return _resource_response(result, ctx, prefer)
 
 
 @router.delete("/{rtype}/{id}")

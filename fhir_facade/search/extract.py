@@ -208,7 +208,8 @@ def _date_range(value: Any) -> tuple[int, int] | None:
 def _reference(param: SearchParam, value: Any) -> tuple[str | None, str | None, str] | None:
     """Return ``(type, id, literal)`` for one Reference, or None to skip it.
 
-    The literal is kept as given so the store can also match full URLs. When the
+    The literal is kept as given so the store can also match full URLs; absolute URLs match
+    only as URLs, never by a bare id. When the
     literal names no type, ``Reference.type`` (a type name or its
     StructureDefinition URL) fills in, so a ``urn:uuid:`` reference can still
     satisfy a typed parameter such as ``patient``.
@@ -220,6 +221,10 @@ def _reference(param: SearchParam, value: Any) -> tuple[str | None, str | None, 
     if literal is None:
         return None  # identifier-only (logical) references have no literal to index
     target_type, target_id = parse_reference(literal)
+    if literal.startswith(("http://", "https://")):
+        # A reference to another server: a search by id means a local resource (R4 3.1.1.4.6),
+        # so only the full URL may match it. (Clients reference this server relatively.)
+        target_id = None
     if target_type is None and declared is not None:
         target_type = declared.removeprefix(_TYPE_URL_PREFIX)
     if param.targets and target_type not in param.targets:

@@ -75,8 +75,11 @@ def cursor_key(source: str) -> str:
     return f"sync:{source}:cursor"
 
 
-def _store_batch(unit: Unit, source: Source, batch: Batch, report: SyncReport) -> None:
-    linker, changed = IdentityLinker(unit), []
+def _store_batch(
+    unit: Unit, source: Source, batch: Batch, report: SyncReport, known: dict[str, str]
+) -> None:
+    """`known`: the MRNs resolved by earlier batches of this run (see IdentityLinker)."""
+    linker, changed = IdentityLinker(unit, known), []
     for resource in batch.resources:
         rtype = str(resource.get("resourceType"))
         stamp(resource, source.name, source.base_url)
@@ -101,6 +104,8 @@ def _store_batch(unit: Unit, source: Source, batch: Batch, report: SyncReport) -
             counts.unchanged += 1
         if result.changed:
             changed.append(f"{rtype}/{result.resource.id}")
+            if rtype == "Patient":
+                known.clear()  # its identifiers may have changed
         if missing:
             report.unlinked.append(f"{rtype}/{result.resource.id} (MRN {', '.join(missing)})")
     for item in batch.rejected:
@@ -124,11 +129,12 @@ def sync_source(
     (whole batches already stored stay stored, with their cursor)."""
     started = time.monotonic()
     report = SyncReport(source.name)
+    known: dict[str, str] = {}
     with store.unit() as unit:
         report.cursor = unit.get_state(cursor_key(source.name))
     for batch in source.pull(report.cursor, batch_size=batch_size):
         with store.unit() as unit:
-            _store_batch(unit, source, batch, report)
+            _store_batch(unit, source, batch, report, known)
         report.batches += 1
         report.cursor = batch.cursor if batch.cursor is not None else report.cursor
         if on_batch is not None:

@@ -40,13 +40,22 @@ def _mrn_references(value: Any) -> Iterator[dict[str, Any]]:
 
 
 class IdentityLinker:
-    """Resolves MRNs within one unit of work (so a Patient created earlier in it counts)."""
+    """Resolves MRNs within one unit of work (so a Patient created earlier in it counts).
 
-    def __init__(self, unit: Unit) -> None:
+    `known` carries the MRNs that earlier units of the same sync run resolved, so that each
+    patient is searched for once per run rather than once per batch. Only found patients go in
+    (one not found yet may come in a later batch), and the sync empties it whenever it writes a
+    Patient (whose identifiers may have changed).
+    """
+
+    def __init__(self, unit: Unit, known: dict[str, str] | None = None) -> None:
         self.unit = unit
         self.cache: dict[str, str | None] = {}
+        self.known: dict[str, str] = {} if known is None else known
 
     def patient_id(self, mrn: str) -> str | None:
+        if mrn in self.known:
+            return self.known[mrn]
         if mrn not in self.cache:
             query = parse_search("Patient", [("identifier", f"{MRN_SYSTEM}|{mrn}")])
             query.count, query.total = 2, "none"
@@ -54,6 +63,8 @@ class IdentityLinker:
             if len(found) > 1:
                 log.warning("MRN %s matches %d patients; not linking", mrn, len(found))
             self.cache[mrn] = found[0].id if len(found) == 1 else None
+            if len(found) == 1:
+                self.known[mrn] = found[0].id
         return self.cache[mrn]
 
     def link(self, resource: dict[str, Any]) -> list[str]:

@@ -10,8 +10,17 @@ import pytest
 from fhir_facade.fhir import InvalidResource, is_known_type, validate
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("cdss", "fhir_facade", "adapters", "cds_hooks", "cdw", "models", "smart_app",
-            "simulators", "bench")
+PACKAGES = (
+    "cdss",
+    "fhir_facade",
+    "adapters",
+    "cds_hooks",
+    "cdw",
+    "models",
+    "smart_app",
+    "simulators",
+    "bench",
+)
 
 
 def _imports_fhir_resources(path: Path) -> bool:
@@ -23,8 +32,11 @@ def _imports_fhir_resources(path: Path) -> bool:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
-            names = [a.value for a in node.args if isinstance(a, ast.Constant)
-                     and isinstance(a.value, str)]
+            names = [
+                a.value
+                for a in node.args
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
         if any(n == "fhir.resources" or n.startswith("fhir.resources.") for n in names):
             return True
     return False
@@ -42,16 +54,20 @@ def test_only_fhir_module_imports_fhir_resources() -> None:
 
 
 def test_validate_returns_canonical_r4_json() -> None:
-    out = validate({"gender": "female", "resourceType": "Patient", "name": [{"family": "Doe"}],
-                    "active": None})
+    out = validate(
+        {"gender": "female", "resourceType": "Patient", "name": [{"family": "Doe"}], "active": None}
+    )
     assert out == {"resourceType": "Patient", "gender": "female", "name": [{"family": "Doe"}]}
 
 
 def test_r4_shapes_are_accepted_where_r5_differs() -> None:
     # ImagingStudy.modality is a Coding list in R4 (CodeableConcept in R5).
-    study = {"resourceType": "ImagingStudy", "status": "available",
-             "subject": {"reference": "Patient/1"},
-             "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}]}
+    study = {
+        "resourceType": "ImagingStudy",
+        "status": "available",
+        "subject": {"reference": "Patient/1"},
+        "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+    }
     assert validate(study)["modality"][0]["code"] == "CT"
 
 
@@ -59,8 +75,15 @@ def test_r4_shapes_are_accepted_where_r5_differs() -> None:
     ("resource", "where"),
     [
         ({"resourceType": "Patient", "birthDate": "1970-13-01"}, "Patient.birthDate"),
-        ({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-          "valueQuantity": "abc"}, "Observation.valueQuantity"),
+        (
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "valueQuantity": "abc",
+            },
+            "Observation.valueQuantity",
+        ),
         ({"resourceType": "Nope"}, "resourceType"),
         ({"name": []}, "resourceType"),
     ],

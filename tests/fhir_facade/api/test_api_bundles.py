@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from cdss.app import create_app
@@ -246,11 +245,6 @@ def test_prefer_return_minimal_omits_resources(client: TestClient) -> None:
         assert all("resource" in e for e in full["entry"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST [base] without a trailing slash is answered 307 by the mount in cdss/app.py; "
-    "needs a route for the bare /fhir path in the composition root",
-)
 def test_transaction_at_the_base_url_itself(client: TestClient) -> None:
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [f.post_entry(f.patient("Base"))]}
     resp = client.post("/fhir", json=bundle, follow_redirects=False)

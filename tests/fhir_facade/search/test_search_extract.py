@@ -371,8 +371,8 @@ def test_parse_reference(reference: str, expected: tuple[str | None, str | None]
         ({"reference": "Group/g"}, [], [("Group", "g", "Group/g")]),
         (
             {"reference": "http://x/fhir/Patient/1/_history/3"},
-            [("Patient", "1", "http://x/fhir/Patient/1/_history/3")],
-            [("Patient", "1", "http://x/fhir/Patient/1/_history/3")],
+            [("Patient", None, "http://x/fhir/Patient/1/_history/3")],
+            [("Patient", None, "http://x/fhir/Patient/1/_history/3")],
         ),
         # no type in the literal: untyped params keep it, typed params need Reference.type
         ({"reference": "urn:uuid:abc"}, [], [(None, None, "urn:uuid:abc")]),

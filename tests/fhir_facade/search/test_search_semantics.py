@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 
 from fhir_facade.search import cursor as cursors
@@ -405,12 +404,6 @@ def test_reference_search(client: TestClient) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="references to another server's Patient/ra are indexed as Patient/ra, so `patient=ra` "
-    "(a local reference, R4 3.1.1.4.6) also matches them; the indexer does not know this "
-    "server's own base URL to tell them apart",
-)
 def test_reference_to_another_server_is_not_a_local_reference(client: TestClient) -> None:
     _seed(
         client,

@@ -16,6 +16,7 @@ import pytest
 from adapters.base import LINK_TAG_SYSTEM, MRN_SYSTEM, Batch, Rejected, mrn_reference, source_id
 from fhir_facade.search.query import parse_search
 from fhir_facade.store.sql_store import SqlStore
+from fhir_facade.sync import linker
 from fhir_facade.sync.engine import cursor_key, sync_source
 from fhir_facade.sync.runner import Runner
 
@@ -115,6 +116,31 @@ def test_unlinked_records_are_kept_and_linked_when_the_patient_arrives(store: Sq
     sync_source(store, ScriptedSource("emr", [Batch([patient("Z")], cursor="1")]))
     assert search(store, "Observation", ("_tag", f"{LINK_TAG_SYSTEM}|unlinked")) == []
     assert len(search(store, "Observation", ("patient", patient("Z")["id"]))) == 1
+
+
+def test_an_mrn_is_searched_once_per_run_and_again_after_a_patient_changes(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_source(store, ScriptedSource("emr", [Batch([patient("A")], cursor="1")]))
+    searched: list[str] = []
+
+    def counting(rtype: str, pairs: list[tuple[str, str]]) -> Any:
+        searched.extend(value for _, value in pairs)
+        return parse_search(rtype, pairs)
+
+    monkeypatch.setattr(linker, "parse_search", counting)
+    moved = {**patient("A"), "identifier": [{"system": MRN_SYSTEM, "value": "A2"}]}
+    batches = [
+        Batch([result("A", 1)], cursor="1"),
+        Batch([result("A", 2)], cursor="2"),  # resolved from the run's cache: no search
+        Batch([moved], cursor="3"),  # the patient's MRN changes: the cache is dropped
+        Batch([result("A", 3)], cursor="4"),  # searched again, and no patient has MRN A now
+    ]
+    report = sync_source(store, ScriptedSource("lis", batches))
+    assert searched == [f"{MRN_SYSTEM}|A"] * 3  # batch 1, batch 4, the final relink
+    assert len(report.unlinked) == 1 and "MRN A" in report.unlinked[0]
+    linked = search(store, "Observation", ("patient", patient("A")["id"]))
+    assert len(linked) == 2
 
 
 def test_a_failure_mid_run_keeps_whole_batches_and_resumes(store: SqlStore) -> None:
