@@ -82,7 +82,7 @@ def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
             for err in exc.errors()
         ]
         raise InvalidResource(problems) from None
-    dumped = model.model_dump_json(exclude_none=True)
+    dumped = model.model_dump_json(exclude_none=True, exclude_unset=True)
     canonical: dict[str, Any] = orjson.loads(dumped)
     if "\\u00" in dumped or "\\b" in dumped or "\\f" in dumped:  # JSON escapes of controls
         problems = list(_control_characters(canonical, resource_type))
