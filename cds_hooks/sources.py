@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -98,12 +97,9 @@ class FacadeSource:
 
     name = "facade"
 
-    def __init__(
-        self, store: Store, policy: FetchPolicy, gate: AbstractContextManager[Any] | None = None
-    ) -> None:
+    def __init__(self, store: Store, policy: FetchPolicy) -> None:
         self.store = store
         self.policy = policy
-        self.gate = gate or nullcontext()
 
     async def fetch_many(self, queries: Mapping[str, str], budget_s: float) -> dict[str, Any]:
         """All queries in one thread hop and one unit of work: on SQLite a unit holds the write
@@ -119,11 +115,11 @@ class FacadeSource:
 
     def fetch_all_sync(self, queries: Mapping[str, str]) -> dict[str, Any]:
         """Each key's value, or the FetchFailed that stopped it: reads by id on the store's
-        reader, searches together in one unit."""
+        reader, searches together in one read-only unit (it runs beside writers)."""
         out = {k: self._read(q) for k, q in queries.items() if "?" not in q}
         searches = {k: q for k, q in queries.items() if "?" in q}
         if searches:
-            with self.gate, self.store.unit() as unit:
+            with self.store.read_unit() as unit:
                 for key, query in searches.items():
                     try:
                         out[key] = self._search(unit, query)

@@ -52,9 +52,9 @@ def build_state(
     )
     auth = Authenticator(config.auth, client) if config.auth.mode == "required" else None
     feedback = FeedbackStore(database_url)
-    # SQLite has one writer, and the store's units take its write lock even to read; queued on
-    # SQLite's busy handler (sleeps up to 100 ms between tries) some callers starved for seconds
-    # under load. A Python lock hands the store over in turn instead. PostgreSQL needs none.
+    # SQLite has one writer; queued on SQLite's busy handler (sleeps up to 100 ms between tries)
+    # the audit writer starved for seconds under load beside the facade's own writers. A Python
+    # lock hands the write lock over in turn instead. Reads use read-only units and need none.
     gate = threading.Lock() if database_url.startswith("sqlite") else None
     return CdsState(
         config=config,
@@ -62,7 +62,7 @@ def build_state(
         store=store,
         feedback=feedback,
         http=client,
-        facade=FacadeSource(store, config.fetch, gate),
+        facade=FacadeSource(store, config.fetch),
         recorder=Recorder(store, feedback, gate=gate),
         authenticator=auth,
     )

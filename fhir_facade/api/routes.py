@@ -42,11 +42,11 @@ def _ctx(request: Request, prefer: http.Prefer | None = None) -> Context:
     return Context(base, state.cursor_key, state.limits, strict=bool(prefer and prefer.strict))
 
 
-async def _in_unit(request: Request, work: Callable[[Any], T]) -> T:
+async def _in_unit(request: Request, work: Callable[[Any], T], *, reads_only: bool = False) -> T:
     store = _state(request).store
 
     def run() -> T:
-        with store.unit() as unit:
+        with store.read_unit() if reads_only else store.unit() as unit:
             return work(unit)
 
     return await run_in_threadpool(run)
@@ -102,7 +102,9 @@ async def transaction_or_batch(request: Request) -> Response:
 async def history_system(request: Request) -> Response:
     http.check_format(request)
     ctx, pairs = _ctx(request), list(request.query_params.multi_items())
-    result = await _in_unit(request, lambda u: ix.history(u, None, None, pairs, ctx))
+    result = await _in_unit(
+        request, lambda u: ix.history(u, None, None, pairs, ctx), reads_only=True
+    )
     return http.fhir_response(result.content)
 
 
@@ -110,7 +112,9 @@ async def history_system(request: Request) -> Response:
 async def history_type(request: Request, rtype: str) -> Response:
     http.check_format(request)
     ctx, pairs = _ctx(request), list(request.query_params.multi_items())
-    result = await _in_unit(request, lambda u: ix.history(u, rtype, None, pairs, ctx))
+    result = await _in_unit(
+        request, lambda u: ix.history(u, rtype, None, pairs, ctx), reads_only=True
+    )
     return http.fhir_response(result.content)
 
 
@@ -118,14 +122,16 @@ async def history_type(request: Request, rtype: str) -> Response:
 async def history_instance(request: Request, rtype: str, id: str) -> Response:
     http.check_format(request)
     ctx, pairs = _ctx(request), list(request.query_params.multi_items())
-    result = await _in_unit(request, lambda u: ix.history(u, rtype, id, pairs, ctx))
+    result = await _in_unit(
+        request, lambda u: ix.history(u, rtype, id, pairs, ctx), reads_only=True
+    )
     return http.fhir_response(result.content)
 
 
 @router.get("/{rtype}/{id}/_history/{vid}")
 async def vread(request: Request, rtype: str, id: str, vid: str) -> Response:
     http.check_format(request)
-    result = await _in_unit(request, lambda u: ix.vread(u, rtype, id, vid))
+    result = await _in_unit(request, lambda u: ix.vread(u, rtype, id, vid), reads_only=True)
     return _resource_response(result, _ctx(request), http.Prefer())
 
 
@@ -155,7 +161,7 @@ async def search_get(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, pairs: list[tuple[str, str]]) -> Response:
     ctx = _ctx(request, http.parse_prefer(request))
-    result = await _in_unit(request, lambda u: ix.search(u, rtype, pairs, ctx))
+    result = await _in_unit(request, lambda u: ix.search(u, rtype, pairs, ctx), reads_only=True)
     return http.fhir_response(result.content)
 
 

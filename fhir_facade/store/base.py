@@ -108,6 +108,10 @@ class Unit(Protocol):
 class Store(Protocol):
     def unit(self) -> AbstractContextManager[Unit]: ...
 
+    def read_unit(self) -> AbstractContextManager[Unit]:
+        """A unit that only reads; it may run concurrently with writers."""
+        ...
+
     def read(self, resource_type: str, id: str) -> StoredResource: ...
 
     def check(self) -> None:

@@ -44,6 +44,13 @@ class SqlStore:
             yield unit
             unit.flush()
 
+    @contextmanager
+    def read_unit(self) -> Iterator[SqlUnit]:
+        """A unit for reads only (search, history, vread): on SQLite it does not take the write
+        lock, so readers run beside a writer (WAL) instead of queueing behind it."""
+        with self.reader.begin() as conn:
+            yield SqlUnit(conn)
+
     def read(self, resource_type: str, id: str) -> StoredResource:
         with self.reader.connect() as conn:
             return read_current(conn, resource_type, id)
