@@ -56,14 +56,17 @@ def _http_date(instant: str) -> str:
     return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 
 
-def _resource_response(result: ix.Result, ctx: Context, prefer: http.Prefer) -> Response:
+def _resource_response(
+    result: ix.Result, prefer: http.Prefer, written_at: Context | None = None
+) -> Response:
+    """The resource with its version headers; `Location` only for writes (`written_at`)."""
     headers: dict[str, str] = {}
     stored = result.resource
     if stored is not None:
         headers["ETag"] = stored.etag
         headers["Last-Modified"] = _http_date(stored.last_updated)
-        if result.status == 201 or stored.method == "PUT":
-            headers["Location"] = f"{ctx.base_url}/{stored.location}"
+        if written_at is not None:
+            headers["Location"] = f"{written_at.base_url}/{stored.location}"
     if prefer.return_ == "minimal":
         return http.fhir_response(None, result.status, headers)
     if prefer.return_ == "OperationOutcome":
@@ -132,7 +135,7 @@ async def history_instance(request: Request, rtype: str, id: str) -> Response:
 async def vread(request: Request, rtype: str, id: str, vid: str) -> Response:
     http.check_format(request)
     result = await _in_unit(request, lambda u: ix.vread(u, rtype, id, vid), reads_only=True)
-    return _resource_response(result, _ctx(request), http.Prefer())
+    return _resource_response(result, http.Prefer())
 
 
 @router.post("/{rtype}/_search")
@@ -171,7 +174,7 @@ async def read(request: Request, rtype: str, id: str) -> Response:
     ix.require_type(rtype)
     ix.require_id(rtype, id)
     stored = await run_in_threadpool(_state(request).store.read, rtype, id)
-    return _resource_response(ix.Result(200, stored), _ctx(request), http.Prefer())
+    return _resource_response(ix.Result(200, stored), http.Prefer())
 
 
 @router.post("/{rtype}")
@@ -184,7 +187,7 @@ async def create(request: Request, rtype: str) -> Response:
     body = ix.localize_references(body, ctx.base_url)
     cond = request.headers.get("if-none-exist")
     result = await _in_unit(request, lambda u: ix.create(u, rtype, body, ctx, cond))
-    return _resource_response(result, ctx, prefer)
+    return _resource_response(result, prefer, ctx)
 
 
 @router.put("/{rtype}/{id}")
@@ -197,7 +200,7 @@ async def update(request: Request, rtype: str, id: str) -> Response:
     body = ix.localize_references(body, ctx.base_url)
     if_match = http.parse_if_match(request)
     result = await _in_unit(request, lambda u: ix.update(u, rtype, id, body, if_match))
-    return _resource_response(result, ctx, prefer)
+    return _resource_response(result, prefer, ctx)
 
 
 @router.delete("/{rtype}/{id}")

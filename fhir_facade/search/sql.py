@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
+    exists,
     false,
     func,
     literal,
@@ -127,30 +128,52 @@ def _special(crit: Criterion, now: int) -> Any:
     )
 
 
-def criterion_clause(res_type: str, crit: Criterion, now: int) -> ColumnElement[bool]:
+# Which criterion drives the query: reference and token values usually select few rows (one
+# patient, one code), dates and numbers many. The driver becomes `pk IN (index rows)`; the
+# others are checked per candidate row through the (resource_pk, param) index, so the plan does
+# not depend on table statistics (SQLite has none unless ANALYZE runs).
+_SELECTIVITY = {"reference": 0, "token": 1, "string": 2, "quantity": 3, "number": 3, "date": 4}
+
+
+def _drives(crit: Criterion) -> bool:
+    return crit.param is not None and crit.missing is None and crit.modifier != "not"
+
+
+def criterion_clause(
+    res_type: str, crit: Criterion, now: int, *, per_row: bool = True
+) -> ColumnElement[bool]:
+    """One criterion as a condition on the resource row: `pk IN (...)` when it drives the
+    query (`per_row=False`), else a correlated EXISTS on the index table."""
     if crit.param is None:
         if crit.missing is not None:
             return false() if crit.missing else true()
         return _special(crit, now)  # type: ignore[no-any-return]
     table = INDEX_TABLES[crit.type]
     scope = [table.c.res_type == res_type, table.c.param == crit.name]
-    if crit.missing is not None:
-        present = select(table.c.resource_pk).where(*scope)
-        return resources.c.pk.not_in(present) if crit.missing else resources.c.pk.in_(present)
-    match = or_(*(_value_match(crit, val, table, now) for val in crit.values))
-    hits = select(table.c.resource_pk).where(*scope, match)
-    if crit.modifier == "not":
-        return resources.c.pk.not_in(hits)
-    return resources.c.pk.in_(hits)
+    if crit.missing is None:
+        scope.append(or_(*(_value_match(crit, val, table, now) for val in crit.values)))
+    found: ColumnElement[bool]
+    if per_row:
+        found = exists().where(table.c.resource_pk == resources.c.pk, *scope[1:])
+    else:
+        found = resources.c.pk.in_(select(table.c.resource_pk).where(*scope))
+    negate = crit.missing is True or crit.modifier == "not"
+    return not_(found) if negate else found
 
 
 def where_clauses(query: SearchQuery, now: int) -> list[ColumnElement[bool]]:
     """Conditions selecting the current, non-deleted resources that match the query."""
-    return [
-        resources.c.res_type == query.resource_type,
-        resources.c.deleted == false(),
-        *(criterion_clause(query.resource_type, crit, now) for crit in query.criteria),
+    drivers = [c for c in query.criteria if _drives(c)]
+    lead = min(drivers, key=lambda c: _SELECTIVITY[c.type]) if drivers else None
+    conds: list[ColumnElement[bool]] = [resources.c.deleted == false()]
+    if lead is None:
+        conds.append(resources.c.res_type == query.resource_type)
+    else:  # the driver's index rows carry the type already
+        conds.append(criterion_clause(query.resource_type, lead, now, per_row=False))
+    conds += [
+        criterion_clause(query.resource_type, c, now) for c in query.criteria if c is not lead
     ]
+    return conds
 
 
 def sort_columns(keys: Sequence[SortKey]) -> list[tuple[Any, bool]]:

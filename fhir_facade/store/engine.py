@@ -32,4 +32,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # psycopg prepares a statement on its 5th run, and PostgreSQL may then switch to a generic
+    # plan that ignores the values: for search (`patient=X&code=Y`) that plan starts from the
+    # code and reads tens of thousands of rows. Custom plans keep each search value-aware.
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )

@@ -40,10 +40,13 @@ class SqlUnit:
         self.conn = conn
         self.pending_index: dict[str, list[dict[str, Any]]] = {k: [] for k in INDEX_TABLES}
         self.pending_history: list[dict[str, Any]] = []
+        self.pending_new: list[tuple[dict[str, Any], dict[str, Any], StoredResource, int]] = []
         self.max_rows = cursor_rows
 
     # -- buffered writes ------------------------------------------------------------------
     def flush(self) -> None:
+        if self.pending_new:
+            self._insert_new()
         for kind, rows in self.pending_index.items():
             if rows:
                 self.conn.execute(insert(INDEX_TABLES[kind]), rows)
@@ -51,6 +54,20 @@ class SqlUnit:
         if self.pending_history:
             self.conn.execute(insert(resource_history), self.pending_history)
             self.pending_history = []
+
+    def _insert_new(self) -> None:
+        """All buffered creates in one executemany INSERT ... RETURNING, in parameter order."""
+        pending, self.pending_new = self.pending_new, []
+        stmt = insert(resources).returning(r.pk, sort_by_parameter_order=True)
+        try:
+            pks = self.conn.execute(stmt, [row for row, *_ in pending]).scalars().all()
+        except IntegrityError:
+            ids = ", ".join(f"{p[2].resource_type}/{p[2].id}" for p in pending[:5])
+            raise errors.conflict(
+                f"a resource with one of these ids exists already: {ids}"
+            ) from None
+        for pk, (_, canonical, stored, us) in zip(pks, pending, strict=True):
+            self._record(pk, canonical, stored, us)
 
     def _record(
         self, pk: int, resource: Mapping[str, Any] | None, stored: StoredResource, us: int
@@ -115,27 +132,21 @@ class SqlUnit:
             records.stamp(canonical, id, 1, records.instant(us)),
             "POST",
         )
-        try:
-            with self.conn.begin_nested():
-                pk = self.conn.execute(
-                    insert(resources).returning(r.pk),
-                    {
-                        "res_type": stored.resource_type,
-                        "res_id": id,
-                        "version_id": 1,
-                        "last_updated": us,
-                        "deleted": False,
-                        "content_hash": records.content_hash(canonical),
-                        "content": stored.content,
-                    },
-                ).scalar_one()
-        except IntegrityError:
-            raise errors.conflict(f"{stored.resource_type}/{id} was created concurrently") from None
-        self._record(pk, canonical, stored, us)
+        row = {
+            "res_type": stored.resource_type,
+            "res_id": id,
+            "version_id": 1,
+            "last_updated": us,
+            "deleted": False,
+            "content_hash": records.content_hash(canonical),
+            "content": stored.content,
+        }
+        self.pending_new.append((row, canonical, stored, us))
         return WriteResult(stored, created=True)
 
     def update(self, resource: Mapping[str, Any], *, if_match: int | None = None) -> WriteResult:
         canonical = checked(resource)
+        self.flush()  # a resource created earlier in this unit must be visible
         rt, id = canonical["resourceType"], canonical.get("id")
         if not id:
             raise errors.bad_request("an update needs the resource's id", f"{rt}.id")
@@ -196,6 +207,7 @@ class SqlUnit:
         return row.res_type, row.res_id
 
     def delete(self, resource_type: str, id: str) -> StoredResource | None:
+        self.flush()
         row = self.conn.execute(
             select(r.pk, r.version_id, r.deleted, r.last_updated)
             .where(r.res_type == resource_type, r.res_id == id)
