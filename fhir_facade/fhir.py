@@ -62,11 +62,42 @@ def _expression(resource_type: str, loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+# A string that pydantic's lax mode could turn into a number or a boolean ("5", "true"). Only
+# then can the model's values differ in JSON type from the input's.
+_SCALAR_LOOKALIKE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false")
+
+
+def _prune(value: Any) -> tuple[Any, bool]:
+    """The value without nulls and empty strings, arrays and objects (which FHIR JSON never
+    carries), and whether it holds a string that lax validation might have coerced."""
+    if isinstance(value, dict):
+        out, odd = {}, False
+        for key, item in value.items():
+            kept, item_odd = _prune(item)
+            odd = odd or item_odd
+            if kept is not None:
+                out[key] = kept
+        return (out or None), odd
+    if isinstance(value, list):
+        items, odd = [], False
+        for item in value:
+            kept, item_odd = _prune(item)
+            odd = odd or item_odd
+            if kept is not None:
+                items.append(kept)
+        return (items or None), odd
+    if isinstance(value, str):
+        return (value or None), _SCALAR_LOOKALIKE.fullmatch(value) is not None
+    return value, False
+
+
 def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a resource dict against its R4 model; return the canonical dict to store.
 
-    The canonical form is the model's own JSON dump (no nulls, no empty arrays, aliases as on the
-    wire), so that equal resources store equal bytes whatever whitespace or key order came in.
+    The canonical form is the resource as sent, without nulls and empty values. Re-serialising
+    the model would cost more than validating it, and gives the same JSON except where lax
+    validation coerced a string into a number or boolean; only resources holding such a string
+    take the model's own dump, so the stored JSON always has the types the model checked.
     """
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
@@ -82,8 +113,13 @@ def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
             for err in exc.errors()
         ]
         raise InvalidResource(problems) from None
-    dumped = model.model_dump_json(exclude_none=True, exclude_unset=True)
-    canonical: dict[str, Any] = orjson.loads(dumped)
+    pruned, coercible = _prune(dict(resource))
+    if coercible:
+        dumped = model.model_dump_json(exclude_none=True, exclude_unset=True)
+        canonical: dict[str, Any] = orjson.loads(dumped)
+    else:
+        canonical = pruned
+        dumped = orjson.dumps(canonical).decode()
     if "\\u00" in dumped or "\\b" in dumped or "\\f" in dumped:  # JSON escapes of controls
         problems = list(_control_characters(canonical, resource_type))
         if problems:
