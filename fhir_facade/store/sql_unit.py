@@ -49,11 +49,24 @@ class SqlUnit:
             self._insert_new()
         for kind, rows in self.pending_index.items():
             if rows:
-                self.conn.execute(insert(INDEX_TABLES[kind]), rows)
+                self._bulk_insert(INDEX_TABLES[kind], rows)
                 rows.clear()
         if self.pending_history:
-            self.conn.execute(insert(resource_history), self.pending_history)
+            self._bulk_insert(resource_history, self.pending_history)
             self.pending_history = []
+
+    def _bulk_insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """executemany on SQLite (in-process, cheap per row); COPY on PostgreSQL, where
+        psycopg's executemany still pays a server round per row."""
+        if self.conn.dialect.name != "postgresql":
+            self.conn.execute(insert(table), rows)
+            return
+        names = list(rows[0])
+        dbapi: Any = self.conn.connection.dbapi_connection  # psycopg's, inside our transaction
+        copy_sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+        with dbapi.cursor() as cur, cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row([row[n] for n in names])
 
     def _insert_new(self) -> None:
         """All buffered creates in one executemany INSERT ... RETURNING, in parameter order."""
