@@ -18,6 +18,7 @@ from cdss import __version__
 from cdss.settings import Settings
 from fhir_facade.api.app import create_facade
 from fhir_facade.api.state import FacadeState
+from fhir_facade.orders import runtime as orders_runtime
 from fhir_facade.search.query import Limits
 from fhir_facade.store.sql_store import SqlStore
 
@@ -92,6 +93,7 @@ class FhirBasePath:
 
 def create_app(settings: Settings) -> FastAPI:
     store = SqlStore(settings.effective_database_url)
+    orders_runtime.attach(store)  # off unless CDSS_ORDERS_ENABLED (issue 5)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
 
     @asynccontextmanager

@@ -120,7 +120,7 @@ def _run(unit: Unit, entry: Entry, ctx: Context) -> ix.Result:
             return ix.create(unit, p[0], body, ctx, entry.if_none_exist)
         ix.require_type(p[0])
         assigned = entry.assigned.split("/")[1] if entry.assigned else None
-        return ix.Result(201, unit.create(body, id=assigned).resource)
+        return ix.created(unit, body, assigned)
     if m == "PUT" and len(p) == 2:
         body = ix.localize_references(_body(entry, p[0]), ctx.base_url)
         return ix.update(unit, p[0], p[1], body, entry.if_match)

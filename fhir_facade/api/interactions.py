@@ -16,6 +16,7 @@ import orjson
 
 from fhir_facade import errors
 from fhir_facade.api.context import Context
+from fhir_facade.orders import hook as order_hook
 from fhir_facade.search import cursor as cursors
 from fhir_facade.search.dates import fhir_date_range
 from fhir_facade.search.parameters import SUPPORTED_TYPES
@@ -85,7 +86,17 @@ def create(
         found = existing(unit, rtype, if_none_exist, ctx)
         if found is not None:
             return Result(200, found)
-    return Result(201, unit.create(body).resource)
+    return created(unit, body)
+
+
+def created(unit: Unit, body: dict[str, Any], id: str | None = None) -> Result:
+    """A plain create, through the order hook (a re-posted order answers its first copy)."""
+    earlier = order_hook.before_create(unit, body)
+    if earlier is not None:
+        return Result(200, earlier)
+    stored = unit.create(body, id=id).resource
+    order_hook.after_write(unit, stored)
+    return Result(201, stored)
 
 
 def existing(unit: Unit, rtype: str, criteria: str, ctx: Context) -> StoredResource | None:
@@ -138,6 +149,7 @@ def update(
         )
     require_id(rtype, id)
     written = unit.update(body, if_match=if_match)
+    order_hook.after_write(unit, written.resource)
     return Result(201 if written.created else 200, written.resource)
 
 
@@ -145,6 +157,7 @@ def delete(unit: Unit, rtype: str, id: str) -> Result:
     require_type(rtype)
     require_id(rtype, id)
     unit.delete(rtype, id)
+    order_hook.after_delete(unit, rtype, id)
     return Result(204)
 
 
