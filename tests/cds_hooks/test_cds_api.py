@@ -13,10 +13,10 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Harness
 
 from cds_hooks import examples as ex
 from cds_hooks.services import imaging_order_safety
+from tests.cds_hooks.conftest import Harness
 
 IMAGING = "imaging-order-safety"
 

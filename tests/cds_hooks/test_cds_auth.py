@@ -15,13 +15,13 @@ import time
 
 import httpx
 import pytest
-from conftest import ISS, Harness, Keys, client_config, spec_json
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cds_hooks.auth import Authenticator, AuthFailed
 from cds_hooks.client import sign_client_jwt
 from cds_hooks.config import AuthConfig, TrustedClient
+from tests.cds_hooks.conftest import ISS, Harness, Keys, client_config, spec_json
 from tests.support.server import serve
 
 DISCOVERY = "/cds-services"

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Harness
 
 from cds_hooks import examples as ex
 from cds_hooks.conformance import INVARIANTS, check_discovery, check_feedback, check_response
+from tests.cds_hooks.conftest import Harness
 
 NOW = datetime.now(UTC)
 

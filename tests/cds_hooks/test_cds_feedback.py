@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Harness
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cds_hooks import examples as ex
 from cdss.cli import app as cli
+from tests.cds_hooks.conftest import Harness
 
 IMAGING = "imaging-order-safety"
 FEEDBACK = f"/cds-services/{IMAGING}/feedback"

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Harness, client_config
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from cds_hooks import examples as ex
 from cds_hooks.templates import TemplateError, check_template, render
+from tests.cds_hooks.conftest import Harness, client_config
 from tests.support.server import serve
 
 IMAGING = "imaging-order-safety"

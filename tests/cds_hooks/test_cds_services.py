@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Harness
 from fastapi.testclient import TestClient
 
 from cds_hooks import examples as ex
 from cds_hooks.cards import Source, card
 from cds_hooks.registry import CardContributor
+from tests.cds_hooks.conftest import Harness
 
 IMAGING, LAB, SUMMARY = "imaging-order-safety", "lab-order-stewardship", "patient-imaging-summary"
 NOW = datetime.now(UTC)
