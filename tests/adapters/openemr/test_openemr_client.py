@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from adapters.openemr.client import OpenEMRClient, OpenEMRError
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+FIXTURES = SHARED_FIXTURES / "openemr"
 BASE = "https://emr.example/apis/default/fhir"
 SECRET = "eyJ.secret-token-value"
 

@@ -18,8 +18,9 @@ import pytest
 from adapters.base import MRN_SYSTEM
 from adapters.openemr.mapper import PUBPID_SYSTEM, Unmappable, map_resource
 from fhir_facade.fhir import validate
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+FIXTURES = SHARED_FIXTURES / "openemr"
 GOLDEN = Path(__file__).parent / "golden"
 RECORDED = (
     "patient.read",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from joserfc import jwt
@@ -26,7 +25,9 @@ from test_oauth_harness import (
     serve_oauth,
 )
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES / "openemr"
 AUTHORIZE = "/oauth2/default/authorize"
 EHR_SCOPE = "openid fhirUser launch offline_access user/Patient.read user/Observation.rs api:oemr"
 

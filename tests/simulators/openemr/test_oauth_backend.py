@@ -6,7 +6,6 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ from test_oauth_harness import Env, register, serve_oauth
 
 from adapters.openemr.auth import KeyPair, make_rsa_jwk
 from simulators.openemr.oauth import OAuthServer
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+FIXTURES = SHARED_FIXTURES / "openemr"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SCOPES = "system/Patient.read system/Observation.rs system/Patient.$export"
 KEYS = make_rsa_jwk()

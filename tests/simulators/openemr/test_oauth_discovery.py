@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from test_oauth_harness import Env, serve_oauth
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES / "openemr"
 
 
 @pytest.fixture(scope="module")

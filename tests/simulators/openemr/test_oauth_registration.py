@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,9 @@ from test_oauth_harness import REDIRECT, Env, serve_oauth
 
 from adapters.openemr.auth import make_rsa_jwk
 from simulators.openemr.oauth import OAuthServer, RegistrationError
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+FIXTURES = SHARED_FIXTURES / "openemr"
 REGISTRATION = "/oauth2/default/registration"
 
 

@@ -11,7 +11,6 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,9 @@ from fastapi.testclient import TestClient
 
 from simulators.openemr.app import create_openemr_app
 from simulators.openemr.store import OpenEMRStore
+from tests.support.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/openemr")
+FIXTURES = SHARED_FIXTURES / "openemr"
 BASE = "http://testserver"
 FHIR = "/apis/default/fhir"
 USER_SCOPES = (
