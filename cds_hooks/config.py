@@ -9,6 +9,7 @@ from typing import Any, Literal
 from cds_hooks.prefetch import FetchPolicy
 
 AuthMode = Literal["required", "disabled"]
+AuditWriter = Literal["process", "thread"]
 DEFAULT_ALGORITHMS = ("ES384", "RS384")
 
 
@@ -58,3 +59,6 @@ class CdsConfig:
     smart_app_url: str | None = None  # launch URL of the SMART app for `smart` links
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 5 * 1024 * 1024
+    # Where the audit is written (cds_hooks.recorder): a child process keeps its FHIR validation
+    # off the server's GIL; "thread" writes in the server process.
+    audit_writer: AuditWriter = "process"

@@ -99,7 +99,11 @@ class HookData:
         if not isinstance(value, Mapping):
             return []
         if value.get("resourceType") == "Bundle":
-            items = [e.get("resource") for e in value.get("entry") or () if isinstance(e, Mapping)]
+            items = [
+                e.get("resource")
+                for e in value.get("entry") or ()
+                if type(e) is dict or isinstance(e, Mapping)
+            ]
         else:
             items = [value]
         out: list[dict[str, Any]] = []
@@ -121,10 +125,14 @@ class HookData:
             return resource.get("id") in (None, self.patient_id)
         for name in ("subject", "patient"):
             ref = resource.get(name)
-            if isinstance(ref, Mapping) and isinstance(ref.get("reference"), str):
-                rtype, _, rid = ref["reference"].rstrip("/").rpartition("/")
-                if rtype.endswith("Patient") and rid != self.patient_id:
-                    return False
+            if ref is None:
+                continue
+            if type(ref) is dict or isinstance(ref, Mapping):
+                target = ref.get("reference")
+                if isinstance(target, str):
+                    rtype, _, rid = target.rstrip("/").rpartition("/")
+                    if rtype.endswith("Patient") and rid != self.patient_id:
+                        return False
         return True
 
 

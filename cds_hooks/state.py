@@ -55,7 +55,9 @@ def build_state(
     # SQLite has one writer; queued on SQLite's busy handler (sleeps up to 100 ms between tries)
     # the audit writer starved for seconds under load beside the facade's own writers. A Python
     # lock hands the write lock over in turn instead. Reads use read-only units and need none.
+    # (The writer process, the default, has its own connections and waits on the busy handler.)
     gate = threading.Lock() if database_url.startswith("sqlite") else None
+    audit_url = database_url if config.audit_writer == "process" else None
     return CdsState(
         config=config,
         registry=registry,
@@ -63,6 +65,6 @@ def build_state(
         feedback=feedback,
         http=client,
         facade=FacadeSource(store, config.fetch),
-        recorder=Recorder(store, feedback, gate=gate),
+        recorder=Recorder(store, feedback, gate=gate, database_url=audit_url),
         authenticator=auth,
     )

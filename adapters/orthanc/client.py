@@ -236,28 +236,53 @@ class OrthancClient:
         *,
         fields: Sequence[str] = (),
         search_filters: Mapping[str, Any] | None = None,
+        expected: int | None = None,
     ) -> list[DicomJson]:
-        """QIDO-RS `/studies/{study}/series`, every page (a server limit must not truncate it)."""
-        return self._call(
+        """QIDO-RS `/studies/{study}/series`, every page (a server limit must not truncate it).
+
+        `expected`: how many there are (the study's NumberOfStudyRelatedSeries); a first answer
+        that holds them all is complete, without the empty request that otherwise ends paging.
+        """
+        return self._all_pages(
             f"QIDO /studies/{study_uid}/series",
-            lambda: self._dicomweb.search_for_series(
+            lambda **page: self._dicomweb.search_for_series(
                 study_uid,
                 fields=list(fields) or None,
                 search_filters=dict(search_filters or {}),
-                get_remaining=True,
+                **page,
             ),
+            expected,
         )
 
     def search_for_instances(
-        self, study_uid: str, series_uid: str | None = None, *, fields: Sequence[str] = ()
+        self,
+        study_uid: str,
+        series_uid: str | None = None,
+        *,
+        fields: Sequence[str] = (),
+        expected: int | None = None,
     ) -> list[DicomJson]:
-        """QIDO-RS `/studies/{study}[/series/{series}]/instances`, every page."""
-        return self._call(
+        """QIDO-RS `/studies/{study}[/series/{series}]/instances`, every page (`expected` as for
+        search_for_series: NumberOfStudyRelatedInstances or NumberOfSeriesRelatedInstances)."""
+        return self._all_pages(
             f"QIDO /studies/{study_uid}/instances",
-            lambda: self._dicomweb.search_for_instances(
-                study_uid, series_uid, fields=list(fields) or None, get_remaining=True
+            lambda **page: self._dicomweb.search_for_instances(
+                study_uid, series_uid, fields=list(fields) or None, **page
             ),
+            expected,
         )
+
+    def _all_pages(
+        self, what: str, search: Callable[..., list[DicomJson]], expected: int | None
+    ) -> list[DicomJson]:
+        """Every page of a QIDO search. Without `expected`, dicomweb-client pages until an empty
+        answer; with it, a first answer short of `expected` (a server limit) is paged on."""
+        if expected is None:
+            return self._call(what, lambda: search(get_remaining=True))
+        found = self._call(what, lambda: search(get_remaining=False))
+        if found and len(found) < expected:
+            found += self._call(what, lambda: search(offset=len(found), get_remaining=True))
+        return found
 
     def retrieve_study_metadata(self, study_uid: str) -> list[DicomJson]:
         """WADO-RS `/studies/{study}/metadata`: every instance's attributes (bulk data by URI)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 from adapters.base import Batch, Rejected
 from adapters.orthanc.client import OrthancClient, OrthancNotFound
 from adapters.orthanc.mapper import MappingError, map_endpoint, map_imaging_study
-from adapters.orthanc.payloads import Change, ChangesPage, DicomJson, text
+from adapters.orthanc.payloads import Change, ChangesPage, DicomJson, integer, text
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ SERIES_FIELDS = (
     "NumberOfSeriesRelatedInstances",
 )
 INSTANCE_FIELDS = ("SOPClassUID", "InstanceNumber")
+
+
+Fetched = tuple[DicomJson, list[DicomJson], list[DicomJson]]
+"""A study's QIDO-RS answer, its series and its instances (the first with full metadata)."""
 
 
 @dataclass(slots=True)
@@ -98,20 +103,34 @@ class OrthancSource:
         dicomweb_public_url: str,
         base_url: str,
         timezone: tzinfo | None = None,
-        page_size: int = 100,
+        page_size: int = 1000,
+        fetchers: int = 4,
     ) -> None:
         self.client = client
         self.base_url = base_url
         self.dicomweb_public_url = dicomweb_public_url.rstrip("/")
         self.timezone = timezone
         self.page_size = page_size
+        self.fetchers = max(1, fetchers)  # studies fetched at once, ahead (1: one by one)
         self.deviations = 0  # lenient-read oddities seen so far (each also logged)
 
     def pull(self, cursor: str | None, *, batch_size: int = 200) -> Iterator[Batch]:
         """Batches of changes after `cursor`, oldest first; the last one carries the final Seq."""
-        since = start = _parse_cursor(cursor)
+        since = _parse_cursor(cursor)
         pending = _Pending(safe=since)
-        restarted = False
+        pool = None
+        if self.fetchers > 1:
+            pool = ThreadPoolExecutor(self.fetchers, thread_name_prefix="orthanc-fetch")
+        try:
+            yield from self._pages(since, pending, batch_size, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pages(
+        self, since: int, pending: _Pending, batch_size: int, pool: ThreadPoolExecutor | None
+    ) -> Iterator[Batch]:
+        start, restarted = since, False
         while True:
             page = self.client.changes(since, limit=self.page_size)
             if not page.changes and page.last < since and not restarted:
@@ -125,7 +144,7 @@ class OrthancSource:
                 since = pending.safe = 0
                 restarted = True
                 continue
-            yield from self._page(page, pending, batch_size)
+            yield from self._page(page, pending, batch_size, pool)
             since = max(since, page.last)
             if page.done or not page.changes:
                 break
@@ -133,11 +152,25 @@ class OrthancSource:
             pending.batch.cursor = str(since)
             yield pending.batch
 
-    def _page(self, page: ChangesPage, pending: _Pending, batch_size: int) -> Iterator[Batch]:
+    def _page(
+        self,
+        page: ChangesPage,
+        pending: _Pending,
+        batch_size: int,
+        pool: ThreadPoolExecutor | None,
+    ) -> Iterator[Batch]:
+        """The page's studies are fetched in log order, by the pool ahead of their turn (Orthanc
+        serves several at once); a failed fetch raises at its turn, so nothing after it is
+        yielded, as when fetching one by one."""
         latest = {c.id: c.seq for c in page.changes if c.change_type == "StableStudy"}
+        wanted = [
+            c for c in page.changes if c.change_type == "StableStudy" and latest[c.id] == c.seq
+        ]
+        fetch = pool.map if pool is not None else map
+        fetched = fetch(self._fetch_or_reject, wanted)
         for change in page.changes:
             if change.change_type == "StableStudy" and latest[change.id] == change.seq:
-                outcome = self._study(change)
+                outcome = self._study(change, next(fetched))
                 if isinstance(outcome, dict) and not pending.endpoint_sent:
                     pending.endpoint_sent = True  # stored before the first study that needs it
                     endpoint = map_endpoint(self.dicomweb_public_url, source_url=self.base_url)
@@ -146,10 +179,19 @@ class OrthancSource:
                     yield from pending.add(outcome, batch_size, change.seq)
             pending.safe = change.seq
 
-    def _study(self, change: Change) -> dict[str, Any] | Rejected | None:
+    def _fetch_or_reject(self, change: Change) -> Fetched | MappingError | None:
+        try:
+            return self._fetch(change)
+        except MappingError as exc:
+            return exc
+
+    def _study(
+        self, change: Change, fetched: Fetched | MappingError | None
+    ) -> dict[str, Any] | Rejected | None:
         """One stable study as an ImagingStudy, a Rejected record, or None if it is gone."""
         try:
-            fetched = self._fetch(change)
+            if isinstance(fetched, MappingError):
+                raise fetched
             if fetched is None:
                 logger.info(
                     "orthanc: %s deleted since its StableStudy (Seq %d); skipped",
@@ -171,7 +213,7 @@ class OrthancSource:
         self.deviations += len(mapping.deviations)
         return mapping.resource
 
-    def _fetch(self, change: Change) -> tuple[DicomJson, list[DicomJson], list[DicomJson]] | None:
+    def _fetch(self, change: Change) -> Fetched | None:
         """The study's DICOM JSON by QIDO-RS (+ one instance's full WADO-RS metadata), or None."""
         try:
             rest = self.client.study(change.id)
@@ -187,8 +229,14 @@ class OrthancSource:
         studies = self.client.search_for_studies(search_filters=filters, fields=STUDY_FIELDS)
         if not studies:
             return None
-        series = self.client.search_for_series(uid, fields=SERIES_FIELDS)
-        instances = self.client.search_for_instances(uid, fields=INSTANCE_FIELDS)
+        series = self.client.search_for_series(
+            uid, fields=SERIES_FIELDS, expected=integer(studies[0], "NumberOfStudyRelatedSeries")
+        )
+        instances = self.client.search_for_instances(
+            uid,
+            fields=INSTANCE_FIELDS,
+            expected=integer(studies[0], "NumberOfStudyRelatedInstances"),
+        )
         if instances:
             instances[0] = {**instances[0], **self._metadata(uid, instances[0])}
         return studies[0], series, instances

@@ -8,6 +8,7 @@ text only, never given a made-up UCUM code.
 
 from __future__ import annotations
 
+import functools
 import re
 
 UCUM_SYSTEM = "http://unitsofmeasure.org"
@@ -127,6 +128,7 @@ _UNIT_ALIASES = {
 }
 
 
+@functools.cache
 def ucum_unit(unit: str | None) -> str | None:
     """The UCUM code for a unit as typed in SENAITE, or None when it is not recognised."""
     if unit is None or not unit.strip():

@@ -39,7 +39,13 @@ from cds_hooks.clinical.imaging_catalog import Agent, Orderable, non_contrast_eq
 from cds_hooks.clinical.kidney_function import EgfrSearch, EgfrValue, age_on, latest_egfr
 from cds_hooks.clinical.metformin import active_metformin
 
-__all__ = ["contrast_allergy", "metformin_advice", "renal_risk"]
+__all__ = [
+    "KidneyFunction",
+    "contrast_allergy",
+    "metformin_advice",
+    "renal_risk",
+    "renal_risk_of",
+]
 log = logging.getLogger(__name__)
 
 ACR_MANUAL_URL = "https://www.acr.org/Clinical-Resources/Contrast-Manual"
@@ -230,6 +236,37 @@ def _cannot_assess(orderable: Orderable, agent: Agent, search: EgfrSearch) -> Re
     )
 
 
+class KidneyFunction:
+    """The patient's kidney function as of ``now``: the eGFR search over the look-back window,
+    done on first use and then shared by every draft order of the call (it depends on the
+    patient, the results and the window, never on the order)."""
+
+    def __init__(
+        self,
+        *,
+        patient: Mapping[str, Any] | None,
+        observations: Iterable[object],
+        now: datetime,
+        window_days: int = 90,
+    ) -> None:
+        self.patient: Mapping[str, Any] = patient if isinstance(patient, Mapping) else {}
+        self.observations = list(observations)  # may be read again (see `search`)
+        self.now = aware(now)
+        self.window_days = window_days
+        self._search: EgfrSearch | None = None
+
+    @property
+    def search(self) -> EgfrSearch:
+        if self._search is None:  # a failure is not remembered: each order retries and logs
+            self._search = latest_egfr(
+                patient=self.patient,
+                observations=self.observations,
+                now=self.now,
+                window_days=self.window_days,
+            )
+        return self._search
+
+
 @never_raises(lambda: None)
 def renal_risk(
     *,
@@ -243,13 +280,26 @@ def renal_risk(
     agent = orderable.contrast_agent if orderable else None
     if orderable is None or agent is None:
         return None
-    now, patient = aware(now), patient if isinstance(patient, Mapping) else {}
-    search = latest_egfr(
+    kidney = KidneyFunction(
         patient=patient, observations=observations, now=now, window_days=creatinine_window_days
     )
+    return _risk(orderable, agent, kidney)
+
+
+@never_raises(lambda: None, name="renal_risk")
+def renal_risk_of(*, orderable: Orderable | None, kidney: KidneyFunction) -> RenalFinding | None:
+    """`renal_risk` on a KidneyFunction shared by the orders of a call (searched once)."""
+    agent = orderable.contrast_agent if orderable else None
+    if orderable is None or agent is None:
+        return None
+    return _risk(orderable, agent, kidney)
+
+
+def _risk(orderable: Orderable, agent: Agent, kidney: KidneyFunction) -> RenalFinding:
+    search = kidney.search
     if search.value is None:
         if search.in_window == 0:
-            return _missing(orderable, agent, patient, now, creatinine_window_days)
+            return _missing(orderable, agent, kidney.patient, kidney.now, kidney.window_days)
         return _cannot_assess(orderable, agent, search)
     band = _band(search.value.egfr, search.value.comparator)
     if band is None:

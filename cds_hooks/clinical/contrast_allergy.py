@@ -166,19 +166,49 @@ def _finding(
     )
 
 
+class ContrastAllergies:
+    """The patient's allergy records that count, each with the contrast classes it names: read
+    on first use, then shared by every draft order of the call."""
+
+    def __init__(self, allergies: Iterable[object]) -> None:
+        self.allergies = list(allergies)  # may be read again (see `classified`)
+        self._read: list[tuple[Mapping[str, Any], set[Klass]]] | None = None
+
+    def classified(self) -> list[tuple[Mapping[str, Any], set[Klass]]]:
+        if self._read is None:  # a failure is not remembered: each order retries and logs
+            found = []
+            for item in self.allergies:
+                allergy = as_mapping(item)
+                if allergy and _counts(allergy):
+                    found.append((allergy, substance_classes(allergy)))
+            self._read = found
+        return self._read
+
+
 @never_raises(lambda: None)
 def contrast_allergy(*, orderable: Orderable | None, allergies: Iterable[object]) -> Finding | None:
     """A finding when an active allergy names the contrast class this order gives, else None."""
     agent = orderable.contrast_agent if orderable else None
     if orderable is None or agent is None:
         return None
+    return _judge(orderable, agent, ContrastAllergies(allergies))
+
+
+@never_raises(lambda: None, name="contrast_allergy")
+def contrast_allergy_of(
+    *, orderable: Orderable | None, allergies: ContrastAllergies
+) -> Finding | None:
+    """`contrast_allergy` on ContrastAllergies shared by the orders of a call (read once)."""
+    agent = orderable.contrast_agent if orderable else None
+    if orderable is None or agent is None:
+        return None
+    return _judge(orderable, agent, allergies)
+
+
+def _judge(orderable: Orderable, agent: str, allergies: ContrastAllergies) -> Finding | None:
     matching: list[dict[str, Any]] = []
     unspecified: list[dict[str, Any]] = []
-    for item in allergies:
-        allergy = as_mapping(item)
-        if not allergy or not _counts(allergy):
-            continue
-        classes = substance_classes(allergy)
+    for allergy, classes in allergies.classified():
         if agent in classes:
             matching.append(_summary_of(allergy))
         elif "unspecified" in classes:

@@ -50,6 +50,7 @@ CITATION = (
 SOURCE_URL = "https://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_4031.html"
 STUDY_EXCLUDED = ("cancelled", "entered-in-error")
 ORDER_STATUSES = ("active", "completed")
+_KEEP_ALL = object()  # PriorImaging.priors: no order left out
 _MODALITY_WORDS = (
     ("CT", re.compile(r"\bct\b|computed tomograph")),
     ("MR", re.compile(r"\bmri?\b|magnetic resonance")),
@@ -213,6 +214,35 @@ def _finding(orderable: Orderable, prior: _Prior, now: datetime, days: int) -> D
     )
 
 
+class PriorImaging:
+    """The patient's prior studies and orders, each read once, on first use, then shared by
+    every draft order of the call (reading them does not depend on the draft; matching does)."""
+
+    def __init__(self, *, studies: Iterable[object], orders: Iterable[object]) -> None:
+        self.studies = list(studies)  # both may be read again (see `priors`)
+        self.orders = list(orders)
+        self._studies: list[_Prior] | None = None
+        self._orders: dict[int, _Prior | None] = {}  # by position in `orders`
+
+    def priors(self, *, exclude_order_id: object = _KEEP_ALL) -> list[_Prior]:
+        """Studies first, then orders, in input order; without the orders whose ``id`` equals
+        ``exclude_order_id`` (the draft itself, when the client also lists it among the orders;
+        such an order is not even read). A failure is not remembered: the next draft retries."""
+        if self._studies is None:
+            self._studies = [p for s in self.studies if (p := _study_prior(as_mapping(s)))]
+        found = list(self._studies)
+        for i, item in enumerate(self.orders):
+            order = as_mapping(item)
+            if exclude_order_id is not _KEEP_ALL and order.get("id") == exclude_order_id:
+                continue
+            if i not in self._orders:
+                self._orders[i] = _order_prior(order)
+            prior = self._orders[i]
+            if prior is not None:
+                found.append(prior)
+        return found
+
+
 @never_raises(list)
 def duplicate_imaging(
     *,
@@ -225,10 +255,33 @@ def duplicate_imaging(
     """Prior studies/orders duplicating the draft order, newest first."""
     if orderable is None:
         return []
+    priors = PriorImaging(studies=studies, orders=orders).priors()
+    return _duplicates(orderable, priors, now, window_days)
+
+
+@never_raises(list, name="duplicate_imaging")
+def duplicate_imaging_of(
+    *,
+    orderable: Orderable | None,
+    prior: PriorImaging,
+    now: datetime,
+    window_days: int = 30,
+    exclude_order_id: object = _KEEP_ALL,
+) -> list[DuplicateFinding]:
+    """`duplicate_imaging` on a PriorImaging shared by the orders of a call (read once),
+    leaving out the prior orders whose ``id`` equals ``exclude_order_id`` (None included: an
+    order without an id)."""
+    if orderable is None:
+        return []
+    priors = prior.priors(exclude_order_id=exclude_order_id)
+    return _duplicates(orderable, priors, now, window_days)
+
+
+def _duplicates(
+    orderable: Orderable, priors: list[_Prior], now: datetime, window_days: int
+) -> list[DuplicateFinding]:
     now = aware(now)
     since = now - timedelta(days=window_days)
-    priors = [p for s in studies if (p := _study_prior(as_mapping(s)))]
-    priors += [p for o in orders if (p := _order_prior(as_mapping(o)))]
     hits = [
         p
         for p in priors

@@ -33,11 +33,15 @@ _DATETIME = re.compile(
 
 def as_mapping(value: object) -> Mapping[str, Any]:
     """``value`` if it is a JSON object, else an empty mapping."""
+    if type(value) is dict:  # what parsed JSON holds: skips the (slow) ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
 def as_list(value: object) -> list[Any]:
     """``value`` if it is a JSON array, else an empty list (strings are not arrays)."""
+    if type(value) is list:
+        return value[:]
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return list(value)
     return []
@@ -45,8 +49,8 @@ def as_list(value: object) -> list[Any]:
 
 def text(value: object) -> str | None:
     """A non-empty stripped string, or ``None``."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
+    if isinstance(value, str):
+        return value.strip() or None
     return None
 
 
@@ -56,9 +60,14 @@ def codings(concept: object) -> Iterator[tuple[str, str, str]]:
     items = as_list(concept.get("coding")) if "coding" in concept else [concept]
     for item in items:
         coding = as_mapping(item)
-        code = text(coding.get("code"))
-        if code is not None:
-            yield text(coding.get("system")) or "", code, text(coding.get("display")) or ""
+        code = coding.get("code")
+        if isinstance(code, str):  # text(), inlined: this is the rules' hottest loop
+            code = code.strip()
+            if code:
+                system, display = coding.get("system"), coding.get("display")
+                system = system.strip() if isinstance(system, str) else ""
+                display = display.strip() if isinstance(display, str) else ""
+                yield system, code, display
 
 
 def concept_text(concept: object) -> str:
@@ -82,24 +91,24 @@ def parse_datetime(value: object) -> datetime | None:
     match = _DATETIME.match(raw) if raw else None
     if match is None:
         return None
-    g = match.groupdict()
+    y, m, d, hh, mm, ss, frac, tz = match.groups()
     try:
         stamp = datetime(
-            int(g["y"]),
-            int(g["m"] or 1),
-            int(g["d"] or 1),
-            int(g["H"] or 0),
-            int(g["M"] or 0),
-            int(g["S"] or 0),
-            int((g["f"] or "0")[:6].ljust(6, "0")),
+            int(y),
+            int(m or 1),
+            int(d or 1),
+            int(hh or 0),
+            int(mm or 0),
+            int(ss or 0),
+            int(frac[:6].ljust(6, "0")) if frac else 0,
             tzinfo=UTC,
         )
     except ValueError:
         return None
-    tz = g["tz"]
     if tz and tz != "Z":
         stamp = datetime.fromisoformat(stamp.replace(tzinfo=None).isoformat() + tz)
-    return stamp.astimezone(UTC)
+        return stamp.astimezone(UTC)
+    return stamp  # already UTC
 
 
 def parse_date(value: object) -> date | None:

@@ -82,10 +82,12 @@ class _Candidate:
         return self.code in REPORTED_EGFR
 
 
+_WANTED = frozenset((*REPORTED_EGFR, *CREATININE))
+
+
 def _loinc(obs: Mapping[str, Any]) -> str | None:
-    wanted = (*REPORTED_EGFR, *CREATININE)
     for system, code, _ in codings(obs.get("code")):
-        if system == LOINC and code in wanted:
+        if system == LOINC and code in _WANTED:
             return code
     return None
 

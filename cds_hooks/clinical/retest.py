@@ -124,11 +124,6 @@ def _rule_for(concept: object) -> Interval | None:
     return None
 
 
-def _same_test(concept: object, rule: Interval) -> bool:
-    other = _rule_for(concept)
-    return other is not None and other.group == rule.group
-
-
 def _is_normal(obs: Mapping[str, Any]) -> bool | None:
     """True/False when the result's normality can be read, else None."""
     for interpretation in as_list(obs.get("interpretation")):
@@ -152,15 +147,67 @@ def _number(simple_quantity: object) -> float | None:
     return float(value)
 
 
+class LabHistory:
+    """The patient's results and active orders grouped by test (a G147 row group, e.g. HbA1c
+    in % or mmol/mol), and their dates: each read once, on first use, then shared by every draft
+    order of the call. Input order is kept within a group."""
+
+    def __init__(self, *, observations: Iterable[object], pending_orders: Iterable[object]):
+        self.observations = list(observations)  # both may be read again (see `results`)
+        self.pending_orders = list(pending_orders)
+        self._results: dict[str, list[Mapping[str, Any]]] | None = None
+        self._pending: dict[str, list[Mapping[str, Any]]] | None = None
+        # by id() of a resource its group holds (so alive, and its id not reused)
+        self._taken: dict[int, datetime | None] = {}
+        self._ordered: dict[int, datetime | None] = {}
+
+    def results(self, rule: Interval) -> list[Mapping[str, Any]]:
+        """Observations resulted (final, amended, corrected, preliminary) for ``rule``'s test."""
+        if self._results is None:  # a failure is not remembered: each order retries and logs
+            self._results = _by_group(self.observations, RESULTED)
+        return self._results.get(rule.group, [])
+
+    def pending(self, rule: Interval) -> list[Mapping[str, Any]]:
+        """Active ServiceRequests for ``rule``'s test."""
+        if self._pending is None:
+            self._pending = _by_group(self.pending_orders, ("active",))
+        return self._pending.get(rule.group, [])
+
+    def taken(self, obs: Mapping[str, Any]) -> datetime | None:
+        """When a result of `results` applies (effective[x], else issued)."""
+        key = id(obs)
+        if key not in self._taken:
+            self._taken[key] = effective_time(obs)
+        return self._taken[key]
+
+    def ordered(self, order: Mapping[str, Any]) -> datetime | None:
+        """When an order of `pending` is for (occurrence[x], else authoredOn)."""
+        key = id(order)
+        if key not in self._ordered:
+            self._ordered[key] = request_time(order)
+        return self._ordered[key]
+
+
+def _by_group(
+    items: Iterable[object], statuses: tuple[str, ...]
+) -> dict[str, list[Mapping[str, Any]]]:
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for item in items:
+        resource = as_mapping(item)
+        if resource.get("status") not in statuses:
+            continue
+        rule = _rule_for(resource.get("code"))
+        if rule is not None:
+            found.setdefault(rule.group, []).append(resource)
+    return found
+
+
 def _last_result(
-    observations: Iterable[object], rule: Interval, since: datetime
+    history: LabHistory, rule: Interval, since: datetime
 ) -> tuple[Mapping[str, Any], datetime] | None:
     best: tuple[Mapping[str, Any], datetime] | None = None
-    for item in observations:
-        obs = as_mapping(item)
-        if obs.get("status") not in RESULTED or not _same_test(obs.get("code"), rule):
-            continue
-        taken = effective_time(obs)
+    for obs in history.results(rule):
+        taken = history.taken(obs)
         if taken is None:
             log.warning("skipping Observation/%s: no readable date", obs.get("id"))
         elif taken >= since and (best is None or taken > best[1]):
@@ -169,16 +216,13 @@ def _last_result(
 
 
 def _pending(
-    orders: Iterable[object], rule: Interval, since: datetime, own_id: str | None
+    history: LabHistory, rule: Interval, since: datetime, own_id: str | None
 ) -> tuple[Mapping[str, Any], datetime] | None:
     best: tuple[Mapping[str, Any], datetime] | None = None
-    for item in orders:
-        order = as_mapping(item)
-        if order.get("status") != "active" or not _same_test(order.get("code"), rule):
-            continue
+    for order in history.pending(rule):
         if own_id is not None and text(order.get("id")) == own_id:
             continue
-        when = request_time(order)
+        when = history.ordered(order)
         if when is None:
             log.warning("skipping ServiceRequest/%s: no readable date", order.get("id"))
         elif when >= since and (best is None or when > best[1]):
@@ -279,12 +323,31 @@ def retest_too_soon(
     rule = _rule_for(as_mapping(service_request).get("code"))
     if rule is None:
         return None
+    history = LabHistory(observations=observations, pending_orders=pending_orders)
+    return _judge(service_request, rule, history, now)
+
+
+@never_raises(lambda: None, name="retest_too_soon")
+def retest_too_soon_of(
+    *, service_request: Mapping[str, Any], history: LabHistory, now: datetime
+) -> RetestFinding | None:
+    """`retest_too_soon` on a LabHistory shared by the orders of a call (read once)."""
+    rule = _rule_for(as_mapping(service_request).get("code"))
+    if rule is None:
+        return None
+    return _judge(service_request, rule, history, now)
+
+
+def _judge(
+    service_request: Mapping[str, Any], rule: Interval, history: LabHistory, now: datetime
+) -> RetestFinding | None:
     now = aware(now)
     since = rule.since(now)
-    last = _last_result(observations, rule, since)
+    last = _last_result(history, rule, since)
     if last is not None:
         if rule.condition != "last-result-normal" or _is_normal(last[0]) is True:
             return _result_finding(rule, last[0], last[1], now)
         log.debug("G147 %s applies only after a normal result; not flagged", rule.ref)
-    pending = _pending(pending_orders, rule, since, text(as_mapping(service_request).get("id")))
+    own_id = text(as_mapping(service_request).get("id"))
+    pending = _pending(history, rule, since, own_id)
     return _pending_finding(rule, pending[0], pending[1], now) if pending else None

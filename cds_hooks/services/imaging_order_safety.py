@@ -16,11 +16,15 @@ its source in the card):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from cds_hooks.cards import Card, Suggestion
-from cds_hooks.clinical.contrast import contrast_allergy, metformin_advice, renal_risk
-from cds_hooks.clinical.duplicates import duplicate_imaging
+from cds_hooks.clinical.contrast import KidneyFunction, metformin_advice, renal_risk_of
+from cds_hooks.clinical.contrast_allergy import ContrastAllergies, contrast_allergy_of
+from cds_hooks.clinical.duplicates import PriorImaging, duplicate_imaging_of
 from cds_hooks.clinical.findings import DuplicateFinding, RenalFinding
 from cds_hooks.clinical.imaging_catalog import non_contrast_equivalent, orderable_for
 from cds_hooks.registry import HookData, ServiceEntry
@@ -69,50 +73,72 @@ ENTRIES = tuple(
 _RENAL_CARD_KINDS = ("egfr-below-30", "egfr-30-44", "no-recent-creatinine", "cannot-assess")
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """The patient's record for one call, shared by every draft order: each part is read on
+    first use and once only (kidney function, allergies, prior imaging do not depend on the
+    order being judged)."""
+
+    kidney: KidneyFunction
+    medications: list[dict[str, Any]]
+    allergies: ContrastAllergies
+    prior: PriorImaging
+
+
+def _record(data: HookData) -> _Record:
+    return _Record(
+        kidney=KidneyFunction(
+            patient=single(data.resources("patient", "Patient")),
+            observations=data.resources("renal", "Observation"),
+            now=data.now,
+            window_days=data.options.clinical.creatinine_window_days,
+        ),
+        medications=data.resources("medications", "MedicationRequest"),
+        allergies=ContrastAllergies(data.resources("allergies", "AllergyIntolerance")),
+        prior=PriorImaging(
+            studies=data.resources("studies", "ImagingStudy"),
+            orders=data.resources("orders", "ServiceRequest"),
+        ),
+    )
+
+
 def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
     orders = service_requests(draft_orders(request))
-    return judge_each(orders, lambda order: _judge(order, request, data), service=ID)
+    shared = cache(lambda: _record(data))  # built for the first order the catalogue knows
+    return judge_each(orders, lambda order: _judge(order, request, data, shared), service=ID)
 
 
-def _judge(order: DraftOrder, request: HookRequest, data: HookData) -> list[Card]:
+def _judge(
+    order: DraftOrder, request: HookRequest, data: HookData, shared: Callable[[], _Record]
+) -> list[Card]:
     assert order.resource is not None  # service_requests() keeps resources only
     orderable = orderable_for(order.resource)
     if orderable is None:
         return []  # not a CT/MR orderable of the catalogue: nothing this service knows about
+    record = shared()
     alternative = non_contrast_equivalent(orderable)
 
     def replace() -> Suggestion | None:  # a fresh suggestion (own uuid) for each card
         return make.replace_with(order, alternative) if alternative else None
 
     cards: list[Card] = []
-    renal = renal_risk(
-        orderable=orderable,
-        patient=single(data.resources("patient", "Patient")),
-        observations=data.resources("renal", "Observation"),
-        now=data.now,
-        creatinine_window_days=data.options.clinical.creatinine_window_days,
-    )
+    renal = renal_risk_of(orderable=orderable, kidney=record.kidney)
     if renal is not None and renal.kind in _RENAL_CARD_KINDS:
         cards.append(_renal_card(renal, order, request, replace()))
     advice = metformin_advice(
-        orderable=orderable,
-        medication_requests=data.resources("medications", "MedicationRequest"),
-        egfr=renal,
+        orderable=orderable, medication_requests=record.medications, egfr=renal
     )
     if advice is not None:
         cards.append(finding_card(advice, order=order))
-    allergy = contrast_allergy(
-        orderable=orderable, allergies=data.resources("allergies", "AllergyIntolerance")
-    )
+    allergy = contrast_allergy_of(orderable=orderable, allergies=record.allergies)
     if allergy is not None:
         cards.append(finding_card(allergy, order=order, suggestions=_one(replace())))
-    others = [o for o in data.resources("orders", "ServiceRequest") if o.get("id") != order.id]
-    duplicates = duplicate_imaging(
+    duplicates = duplicate_imaging_of(
         orderable=orderable,
-        studies=data.resources("studies", "ImagingStudy"),
-        orders=others,
+        prior=record.prior,
         now=data.now,
         window_days=data.options.clinical.duplicate_window_days,
+        exclude_order_id=order.id,  # the draft itself, when the client lists it among orders
     )
     if duplicates:
         cards.append(_duplicate_card(duplicates, order, data))

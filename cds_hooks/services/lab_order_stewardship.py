@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cds_hooks.cards import Card
-from cds_hooks.clinical.retest import intervals, retest_too_soon
+from cds_hooks.clinical.retest import LabHistory, intervals, retest_too_soon_of
 from cds_hooks.registry import HookData, ServiceEntry
 from cds_hooks.request import HookRequest
 from cds_hooks.services import suggestions as make
@@ -48,17 +48,18 @@ ENTRIES = tuple(
 
 def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
     orders = service_requests(draft_orders(request))
-    return judge_each(orders, lambda order: _judge(order, data), service=ID)
-
-
-def _judge(order: DraftOrder, data: HookData) -> list[Card]:
-    assert order.resource is not None  # service_requests() keeps resources only
-    finding = retest_too_soon(
-        service_request=order.resource,
+    if not orders:
+        return []
+    history = LabHistory(  # read once, shared by every draft order
         observations=data.resources("results", "Observation"),
         pending_orders=data.resources("pending", "ServiceRequest"),
-        now=data.now,
     )
+    return judge_each(orders, lambda order: _judge(order, data, history), service=ID)
+
+
+def _judge(order: DraftOrder, data: HookData, history: LabHistory) -> list[Card]:
+    assert order.resource is not None  # service_requests() keeps resources only
+    finding = retest_too_soon_of(service_request=order.resource, history=history, now=data.now)
     if finding is None:
         return []
     remove = make.remove(order, "Remove this draft order")

@@ -10,7 +10,7 @@ DateIndex stores minutes, so date filters and sorting work at minute resolution,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ def minute(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def index_value(obj: Obj, name: str, ctx: Context, cols: dict[str, Any]) -> Any:
+def index_value(obj: Obj, name: str, ctx: Context, cols: Mapping[str, Any]) -> Any:
     """The value an index holds for the object (dates as datetimes, keywords as lists)."""
     sample = obj.parent if obj.portal_type == "Analysis" else obj
     special: dict[str, Callable[[], Any]] = {
@@ -178,7 +178,7 @@ def _match_record(name: str, have: Any, record: dict[str, Any]) -> bool:
     return value in dates
 
 
-def matches(obj: Obj, query: Query, ctx: Context, cols: dict[str, Any]) -> bool:
+def matches(obj: Obj, query: Query, ctx: Context, cols: Mapping[str, Any]) -> bool:
     indexes = INDEXES[catalog_of(obj)]
     for name, wanted in query.filters.items():
         have = index_value(obj, name, ctx, cols) if name in indexes else None
@@ -207,7 +207,7 @@ def matches(obj: Obj, query: Query, ctx: Context, cols: dict[str, Any]) -> bool:
     return True
 
 
-def sort_key(obj: Obj, name: str, ctx: Context, cols: dict[str, Any]) -> tuple[Any, ...]:
+def sort_key(obj: Obj, name: str, ctx: Context, cols: Mapping[str, Any]) -> tuple[Any, ...]:
     value = index_value(obj, name, ctx, cols)
     if isinstance(value, datetime):
         return (1, minute(value).isoformat(), obj.seq)

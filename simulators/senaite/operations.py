@@ -7,7 +7,7 @@ Each returns the answer's dict without `_runtime` (the HTTP layer adds it, as pl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,10 +16,10 @@ from starlette.datastructures import URL, QueryParams
 from simulators.senaite.catalog import Query, envelope, matches, parse_query, sort_key
 from simulators.senaite.content import ApiError, find_object, update
 from simulators.senaite.creation import create
-from simulators.senaite.render import brain, catalog_of, render
+from simulators.senaite.render import CATALOG_OF_TYPE, brain, catalog_of, render
 from simulators.senaite.schemas import INDEXES
 from simulators.senaite.shapes import Context
-from simulators.senaite.store import Obj
+from simulators.senaite.store import Obj, Store
 from simulators.senaite.workflow import transition
 
 _TRUE = {"1", "y", "yes", "true", "on"}
@@ -49,7 +49,7 @@ def is_uid(value: str) -> bool:
 def portal_type_of(call: Call, resource: str) -> str | None:
     """`resource_to_portal_type`: the lower-cased resource name maps to a known portal type."""
     wanted = resource.lower().replace(" ", "")
-    types = {o.portal_type for o in call.ctx.store.objects()}
+    types = call.ctx.store.portal_types()
     types |= {"AnalysisRequest", "Analysis", "Client", "Contact", "ARTemplate", "AnalysisSpec"}
     for portal_type in types:
         if portal_type.lower().replace(" ", "") == wanted:
@@ -97,21 +97,75 @@ def search(call: Call, portal_type: str | None) -> list[Obj]:
     types = set(call.params.getlist("portal_type"))
     if portal_type:
         types = {portal_type}
-    found: list[tuple[Obj, dict[str, Any]]] = []
-    for obj in call.ctx.store.objects():
-        if types and obj.portal_type not in types:
-            continue
-        if catalog and catalog_of(obj) != catalog:
-            continue
-        if not types and not catalog and catalog_of(obj) != "portal_catalog":
-            continue
-        cols = brain(obj, call.ctx)
+    found: list[tuple[Obj, Mapping[str, Any]]] = []
+    for obj in _candidates(call.ctx.store, types, catalog, query):
+        cols = Columns(obj, call.ctx)
         if matches(obj, query, call.ctx, cols):
             found.append((obj, cols))
     return _sorted(call, query, found)
 
 
-def _sorted(call: Call, query: Query, found: list[tuple[Obj, dict[str, Any]]]) -> list[Obj]:
+def _candidates(store: Store, types: set[str], catalog: str | None, query: Query) -> list[Obj]:
+    """What the catalog could match, in creation order: the objects of the searched types (the
+    same set a scan of every object keeps), narrowed by a UID or getRequestID filter when one is
+    given. `matches` still checks every filter on each candidate."""
+
+    def searched(obj_type: str) -> bool:
+        if types and obj_type not in types:
+            return False
+        if catalog and CATALOG_OF_TYPE.get(obj_type, "portal_catalog") != catalog:
+            return False
+        return bool(types or catalog) or obj_type not in CATALOG_OF_TYPE
+
+    pool = {t for t in store.portal_types() if searched(t)}
+    indexed = {name for t in pool for name in INDEXES[CATALOG_OF_TYPE.get(t, "portal_catalog")]}
+    if "UID" in query.filters and all(
+        "UID" in INDEXES[CATALOG_OF_TYPE.get(t, "portal_catalog")] for t in pool
+    ):
+        objs = [o for u in query.filters["UID"] if (o := store.get(u)) is not None]
+    elif pool == {"Analysis"} and "getRequestID" in query.filters and "getRequestID" in indexed:
+        samples = [s for sid in query.filters["getRequestID"] for s in store.with_id(sid)]
+        objs = [a for s in samples for a in s.children.values()]
+    elif pool == {"Analysis"} and "getAncestorsUIDs" in query.filters:
+        uids = {u for value in query.filters["getAncestorsUIDs"] for u in value.split(",")}
+        objs = [o for u in uids if (top := store.get(u)) is not None for o in _below(top)]
+    else:
+        objs = [o for t in pool for o in store.of_type(t)]
+    unique = {o.uid: o for o in objs if o.portal_type in pool}
+    return sorted(unique.values(), key=lambda o: o.seq)
+
+
+def _below(obj: Obj) -> Iterator[Obj]:
+    """Everything inside an object (a sample's analyses, a client's samples and theirs)."""
+    for child in obj.children.values():
+        yield child
+        yield from _below(child)
+
+
+class Columns(Mapping[str, Any]):
+    """An object's catalog metadata columns (its brain), computed on first use: most objects
+    a search looks at are told apart by an index that needs none."""
+
+    def __init__(self, obj: Obj, ctx: Context) -> None:
+        self.obj, self.ctx = obj, ctx
+        self._cols: dict[str, Any] | None = None
+
+    def _all(self) -> dict[str, Any]:
+        if self._cols is None:
+            self._cols = brain(self.obj, self.ctx)
+        return self._cols
+
+    def __getitem__(self, key: str) -> Any:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def _sorted(call: Call, query: Query, found: list[tuple[Obj, Mapping[str, Any]]]) -> list[Obj]:
     name = query.sort_on
     if name and all(name in INDEXES[catalog_of(o)] for o, _ in found):
         found.sort(

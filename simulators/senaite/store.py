@@ -53,6 +53,10 @@ class Store:
         self.clock: Clock = clock or utc_now
         self.lock = threading.RLock()
         self._by_uid: dict[str, Obj] = {}
+        # The catalog's indexes by portal type and by id (ids are unique per folder only):
+        # uid -> object, in creation order, so a search scans only the candidates it can match.
+        self._by_type: dict[str, dict[str, Obj]] = {}
+        self._by_id: dict[str, dict[str, Obj]] = {}
         self._seq = 0
         self._counters: dict[str, int] = {}
         now = self.now()
@@ -108,6 +112,8 @@ class Store:
         )
         parent.children[obj_id] = obj
         self._by_uid[obj.uid] = obj
+        self._by_type.setdefault(portal_type, {})[obj.uid] = obj
+        self._by_id.setdefault(obj_id, {})[obj.uid] = obj
         return obj
 
     def touch(self, obj: Obj) -> None:
@@ -151,10 +157,20 @@ class Store:
         return iter(sorted(self._by_uid.values(), key=lambda o: o.seq))
 
     def of_type(self, portal_type: str) -> list[Obj]:
-        return [o for o in self.objects() if o.portal_type == portal_type]
+        """The objects of one portal type, in creation order."""
+        return list(self._by_type.get(portal_type, {}).values())
+
+    def portal_types(self) -> set[str]:
+        return {t for t, objs in self._by_type.items() if objs}
+
+    def with_id(self, obj_id: str) -> list[Obj]:
+        """The objects with this id, in any folder, in creation order."""
+        return list(self._by_id.get(obj_id, {}).values())
 
     def remove(self, obj: Obj) -> None:
         """Forget an object whose creation failed (SENAITE deletes it before answering)."""
         if obj.parent is not None:
             obj.parent.children.pop(obj.id, None)
         self._by_uid.pop(obj.uid, None)
+        self._by_type.get(obj.portal_type, {}).pop(obj.uid, None)
+        self._by_id.get(obj.id, {}).pop(obj.uid, None)

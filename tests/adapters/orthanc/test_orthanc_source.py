@@ -183,7 +183,7 @@ def test_a_study_without_patient_id_is_rejected(
 
 
 def test_orthanc_stopped_mid_pull_raises_and_keeps_the_cursor(
-    server: orthanc.OrthancServer, client: OrthancClient, source: OrthancSource
+    server: orthanc.OrthancServer, client: OrthancClient
 ) -> None:
     for n in (1, 2):
         send(client, ct_series(CtSeriesSpec(patient_id=f"MRN-500{n}", slices=2)))
@@ -191,7 +191,10 @@ def test_orthanc_stopped_mid_pull_raises_and_keeps_the_cursor(
     log = client.changes(0, limit=1000).changes
     first_stable = next(c.seq for c in log if c.change_type == "StableStudy")
 
-    pull = source.pull(None, batch_size=2)  # [Endpoint, first study], then the second study
+    one_by_one = OrthancSource(  # no read-ahead: the second study is fetched after the stop
+        client, dicomweb_public_url=PUBLIC, base_url=server.url, timezone=UTC, fetchers=1
+    )
+    pull = one_by_one.pull(None, batch_size=2)  # [Endpoint, first study], then the second
     first = next(pull)
     assert first.cursor == str(first_stable) and len(studies([first])) == 1
     server.stop()

@@ -129,6 +129,20 @@ def test_a_sample_modified_mid_scan_does_not_hide_the_next_one(site: Site) -> No
     assert got.count(request_id(samples[0])) == 2  # seen before and after its change
 
 
+def test_analyses_fetched_for_a_group_of_samples_land_on_their_sample(site: Site) -> None:
+    for n in range(5):
+        site.lab.published({"CREA": f"1.{n}", "K": "4.1"}, mrn=f"MRN-{n}")
+    whole = resources(pull_all(site.source(), None))
+    in_pairs = SenaiteSource(site.source().client, base_url=site.source().base_url, group_size=2)
+    assert resources(pull_all(in_pairs, None)) == whole
+    reports = [r for r in whole if r["resourceType"] == "DiagnosticReport"]
+    assert len(reports) == 5 and all(len(r["result"]) == 2 for r in reports)
+    values = sorted(
+        o["valueQuantity"]["value"] for o in whole if o["resourceType"] == "Observation"
+    )
+    assert values == [1.0, 1.1, 1.2, 1.3, 1.4] + [4.1] * 5
+
+
 def test_the_client_retries_through_a_flaky_pull(site: Site) -> None:
     site.lab.published({"PSA": "2.1"})
     site.state.inject_failures(2, status=503)
@@ -192,7 +206,8 @@ def test_malformed_payloads_become_rejected_entries() -> None:
         {"uid": "3" * 32, "id": "SER-3"},  # no modified: cannot be ordered
         {**good, "uid": "4" * 32, "id": "SER-4", "MedicalRecordNumber": None},
     ]
-    analyses = [{"id": "K", "Keyword": "K", "review_state": "published", "Result": "4"}]
+    analysis = {"id": "K", "Keyword": "K", "review_state": "published", "Result": "4"}
+    analyses = [{**analysis, "parent_uid": "1" * 32}]  # of the good sample
     client = SenaiteClient(
         "http://lims/senaite/@@API/senaite/v1",
         username="u",

@@ -125,7 +125,7 @@ def test_an_mrn_is_searched_once_per_run_and_again_after_a_patient_changes(
     searched: list[str] = []
 
     def counting(rtype: str, pairs: list[tuple[str, str]]) -> Any:
-        searched.extend(value for _, value in pairs)
+        searched.extend(value for name, value in pairs if name == "identifier")
         return parse_search(rtype, pairs)
 
     monkeypatch.setattr(linker, "parse_search", counting)
