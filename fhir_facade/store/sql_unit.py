@@ -41,6 +41,7 @@ class SqlUnit:
         self.pending_index: dict[str, list[dict[str, Any]]] = {k: [] for k in INDEX_TABLES}
         self.pending_history: list[dict[str, Any]] = []
         self.pending_new: list[tuple[dict[str, Any], dict[str, Any], StoredResource, int]] = []
+        self.pending_keys: set[tuple[str, str]] = set()
         self.max_rows = cursor_rows
 
     # -- buffered writes ------------------------------------------------------------------
@@ -71,6 +72,7 @@ class SqlUnit:
     def _insert_new(self) -> None:
         """All buffered creates in one executemany INSERT ... RETURNING, in parameter order."""
         pending, self.pending_new = self.pending_new, []
+        self.pending_keys.clear()
         stmt = insert(resources).returning(r.pk, sort_by_parameter_order=True)
         try:
             pks = self.conn.execute(stmt, [row for row, *_ in pending]).scalars().all()
@@ -155,14 +157,16 @@ class SqlUnit:
             "content": stored.content,
         }
         self.pending_new.append((row, canonical, stored, us))
+        self.pending_keys.add((stored.resource_type, id))
         return WriteResult(stored, created=True)
 
     def update(self, resource: Mapping[str, Any], *, if_match: int | None = None) -> WriteResult:
         canonical = checked(resource)
-        self.flush()  # a resource created earlier in this unit must be visible
         rt, id = canonical["resourceType"], canonical.get("id")
         if not id:
             raise errors.bad_request("an update needs the resource's id", f"{rt}.id")
+        if (rt, id) in self.pending_keys:
+            self.flush()  # created earlier in this unit: make it visible before reading it
         row = self.conn.execute(
             select(r.pk, r.version_id, r.deleted, r.content_hash, r.last_updated, r.content)
             .where(r.res_type == rt, r.res_id == id)
@@ -220,7 +224,8 @@ class SqlUnit:
         return row.res_type, row.res_id
 
     def delete(self, resource_type: str, id: str) -> StoredResource | None:
-        self.flush()
+        if (resource_type, id) in self.pending_keys:
+            self.flush()
         row = self.conn.execute(
             select(r.pk, r.version_id, r.deleted, r.last_updated)
             .where(r.res_type == resource_type, r.res_id == id)
