@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -163,12 +164,11 @@ def sync_one(
 ) -> dict[str, Any]:
     cmd = [sys.executable, str(BENCH / "_sync_worker.py"), "--source", name, "--db", db]
     cmd += ["--data-dir", str(data_dir), f"--{name}", stack[name]]
-    if name == "orthanc":
-        cmd += ["--orthanc-user", stack["orthanc_auth"][0]]
-        cmd += ["--orthanc-password", stack["orthanc_auth"][1]]
     if profile is not None:
         cmd += ["--profile", str(profile)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    env = dict(os.environ)  # Orthanc's credentials by environment, not on the command line
+    env["BENCH_ORTHANC_USER"], env["BENCH_ORTHANC_PASSWORD"] = stack["orthanc_auth"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"sync {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
