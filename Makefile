@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := postgresql orthanc orthanc-dicomweb
+DEBIAN_PACKAGES := postgresql orthanc orthanc-dicomweb chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint bench install system-deps clean
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Debian packages the integration tests run for real: PostgreSQL, Orthanc with DICOMweb.
+# Debian packages the integration tests run for real: PostgreSQL, Orthanc with DICOMweb,
+# Chromium for the SMART app (Playwright drives it; it never downloads a browser of its own).
 # Installed only when running as root with apt available; otherwise the tests say what is missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
