@@ -6,7 +6,7 @@ import orjson
 import typer
 import uvicorn
 
-from cdss import cli_cdw, cli_data, cli_orders
+from cdss import cli_cdw, cli_data, cli_models, cli_orders
 from cdss.app import create_app
 from cdss.logs import configure
 from cdss.settings import Settings, SettingsError, load_settings
@@ -118,6 +118,7 @@ def feedback_report(
 cli_data.register(app)
 cli_orders.register(app)
 cli_cdw.register(app)
+cli_models.register(app)
 
 if __name__ == "__main__":
     app()
