@@ -1,5 +1,5 @@
 """CLI verbs of the clinical data warehouse: `cdss etl [--full] [--since T]`,
-`cdss etl report`, `cdss etl load-vocab DIR`."""
+`cdss etl report`, `cdss etl load-vocab DIR`, `cdss etl export --parquet DIR`."""
 
 from __future__ import annotations
 
@@ -136,6 +136,30 @@ def load_vocab(
     finally:
         engine.dispose()
     console.print(f"{counts['concept']} concepts, {counts['concept_relationship']} relationships")
+
+
+@etl_app.command("export")
+def export(
+    parquet: Path = typer.Option(..., "--parquet", file_okay=False, help="Output directory"),
+    batch_rows: int = typer.Option(50_000, min=1, help="Rows per Parquet record batch"),
+) -> None:
+    """Export every OMOP table to DIR/<table>.parquet (streamed) for Spark and other engines."""
+    from cdw.migrations import upgrade
+    from cdw.parquet import export_parquet
+    from fhir_facade.store.engine import make_engine
+
+    engine = make_engine(_settings().effective_cdw_url)
+    try:
+        upgrade(engine)
+        done = export_parquet(
+            engine,
+            parquet,
+            batch_rows=batch_rows,
+            progress=lambda table, rows: console.print(f"{table}: {rows} rows"),
+        )
+    finally:
+        engine.dispose()
+    console.print(f"{len(done)} tables, {sum(d.rows for d in done)} rows -> {parquet}")
 
 
 def register(app: typer.Typer) -> None:
