@@ -42,9 +42,10 @@ from fhir_facade.store.tables import resources
 
 log = logging.getLogger(__name__)
 TYPES = (
-    "Patient", "Encounter", "Condition", "MedicationRequest", "Observation",
-    "ServiceRequest", "Procedure", "Specimen", "ImagingStudy",
+    "Patient", "Encounter", "Condition", "MedicationRequest", "ImagingStudy", "Observation",
+    "ServiceRequest", "Procedure", "Specimen",
 )  # fmt: skip
+"""ImagingStudy before Observation: AI findings link to the study's image_occurrence rows."""
 OVERLAP_US = 5_000_000
 STATE_KEY = "watermark"
 Progress = Callable[[int, int], None]
@@ -89,6 +90,24 @@ def data_tables() -> list[str]:
 
 
 _VOCAB = {"concept", "concept_relationship", "cdm_source"}
+
+
+class _CdwImages:
+    """`ImageIndex` over the CDW being written (the person_id index narrows it to a few rows)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def series(self, person_id: int, procedure_id: int, series_uid: str) -> int | None:
+        io = schema_ext.image_occurrence.c
+        found = self.conn.execute(
+            select(io.image_occurrence_id).where(
+                io.person_id == person_id,
+                io.procedure_occurrence_id == procedure_id,
+                io.image_series_uid == series_uid,
+            )
+        ).scalar()
+        return int(found) if found is not None else None
 
 
 class Etl:
@@ -208,7 +227,9 @@ class Etl:
         return summary
 
     def _apply(self, conn: Connection, res_type: str, batch: list[Any], s: RunSummary) -> None:
-        mapper = Mapper(self.pz, Vocabulary(conn, self._concepts), self.birth_precision)
+        mapper = Mapper(
+            self.pz, Vocabulary(conn, self._concepts), self.birth_precision, _CdwImages(conn)
+        )
         keys = [self.pz.source_key(res_type, b.res_id) for b in batch]
         self._forget(conn, keys)
         inserts: dict[str, list[dict[str, Any]]] = defaultdict(list)

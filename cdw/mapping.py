@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cdw import fhir, mapping_obs
+from cdw.mapping_ai import ImageIndex
 from cdw.maprun import EHR, MapResult, Run
 from cdw.pseudonym import Pseudonymizer
 from cdw.vocab import Vocabulary
@@ -28,6 +29,8 @@ class Mapper:
     pz: Pseudonymizer
     vocab: Vocabulary
     birth_precision: Literal["year", "month"] = "year"
+    images: ImageIndex | None = None
+    """Resolves AI findings to their series' image_occurrence (the CDW); None: first series."""
 
     def map(self, resource: dict[str, Any]) -> MapResult:
         kind = resource.get("resourceType")

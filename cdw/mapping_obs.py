@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cdw import fhir
+from cdw.mapping_ai import ai_finding, is_finding
 from cdw.maprun import EHR, Run
 
 # OMOP "Meas Value Operator" concepts (from memory of the OMOP vocabulary: UNVERIFIED).
@@ -52,6 +53,9 @@ def _value_concept(r: Run, table: str, part: dict[str, Any]) -> tuple[int | None
 
 
 def _observation(r: Run) -> None:
+    if is_finding(r.res):
+        ai_finding(r)
+        return
     when = r.when(
         r.res.get("effectiveDateTime"),
         (r.res.get("effectivePeriod") or {}).get("start"),
