@@ -20,10 +20,11 @@ from fhir_facade.api.app import create_facade
 from fhir_facade.api.state import FacadeState
 from fhir_facade.orders import runtime as orders_runtime
 from fhir_facade.search.query import Limits
-from fhir_facade.store.sql_store import SqlStore
+from fhir_facade.store.base import Store
+from fhir_facade.store.factory import open_store
 
 
-def facade_state(settings: Settings, store: SqlStore) -> FacadeState:
+def facade_state(settings: Settings, store: Store) -> FacadeState:
     base = str(settings.base_url).rstrip("/") + "/fhir" if settings.base_url else None
     return FacadeState(
         store=store,
@@ -92,7 +93,7 @@ class FhirBasePath:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    store = SqlStore(settings.effective_database_url)
+    store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     orders_runtime.attach(store)  # off unless CDSS_ORDERS_ENABLED (issue 5)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
 
