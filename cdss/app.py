@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -15,13 +15,24 @@ from cds_hooks.config import AuthConfig, CdsConfig, ClinicalOptions, TrustedClie
 from cds_hooks.prefetch import FetchPolicy
 from cds_hooks.state import build_state
 from cdss import __version__
-from cdss.settings import Settings
+from cdss.observability import metrics
+from cdss.observability.health import SourceHealth, probe_targets
+from cdss.observability.middleware import Observability
+from cdss.settings import Settings, SettingsError
 from fhir_facade.api.app import create_facade
 from fhir_facade.api.state import FacadeState
+from fhir_facade.audit import AuditSink, NullSink, RecorderSink
 from fhir_facade.orders import runtime as orders_runtime
 from fhir_facade.search.query import Limits
+from fhir_facade.security.install import secure
+from fhir_facade.security.settings import (
+    SecuritySettings,
+    SecuritySettingsError,
+    load_security_settings,
+)
 from fhir_facade.store.base import Store
 from fhir_facade.store.factory import open_store
+from smart_app.app import create_smart
 
 
 def facade_state(settings: Settings, store: Store) -> FacadeState:
@@ -92,22 +103,58 @@ class FhirBasePath:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    source_urls: Mapping[str, str] | None = None,
+    security: SecuritySettings | None = None,
+) -> FastAPI:
+    """`source_urls`: health probe URL per source system (name -> URL); by default those of
+    the configured CDSS_OPENEMR_URL, CDSS_SENAITE_URL and CDSS_ORTHANC_URL."""
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     orders_runtime.attach(store)  # off unless CDSS_ORDERS_ENABLED (issue 5)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
+    try:
+        security = security or load_security_settings()  # CDSS_FHIR_* (fhir_facade.security)
+        audit: AuditSink = RecorderSink(cds.recorder) if security.audit else NullSink()
+        secured = secure(
+            create_facade(facade_state(settings, store)),
+            settings=security,
+            store=store,
+            sink=audit,
+            max_body=settings.max_body_bytes,
+            bind_host=settings.host,
+        )
+    except (ValueError, SecuritySettingsError) as exc:
+        raise SettingsError(str(exc)) from None
+    smart, dicomweb, smart_state = create_smart(settings, store)  # issue 8
+    if source_urls is None:
+        from cdss.sources import SourceSettings
+
+        source_urls = probe_targets(SourceSettings())
+    health = SourceHealth(source_urls)
+    cds.health = health
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        health.start()
         yield
+        await health.stop()
+        await secured.aclose()
         await cds.aclose()
+        await smart_state.http.aclose()
         store.close()
 
     app = FastAPI(title="cdss", version=__version__, lifespan=lifespan)
-    app.mount("/fhir", create_facade(facade_state(settings, store)))
+    app.mount("/fhir", secured.app)  # the facade behind its guard (auth, scopes, audit)
+    app.state.audit = audit  # AuditEvents of other areas (DICOMweb, exports) go here too
+    app.add_middleware(Observability)  # inside FhirBasePath: it sees the rewritten /fhir/
     app.add_middleware(FhirBasePath)
     app.include_router(create_router(cds))
+    app.mount("/smart", smart)
+    app.mount("/dicom-web", dicomweb)
     app.state.cds = cds
+    app.state.health = health
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -119,6 +166,15 @@ def create_app(settings: Settings) -> FastAPI:
             await run_in_threadpool(store.check)
         except Exception as exc:  # readiness reports any failure, it does not raise
             return JSONResponse({"status": "unavailable", "database": str(exc)}, 503)
-        return JSONResponse({"status": "ready"})
+        # a source that is down degrades the advice (the CDS cards say so) but the app still
+        # serves, so it stays in rotation: 200 with "degraded" and the source's state
+        sources = health.report()
+        status = "degraded" if health.down() else "ready"
+        return JSONResponse({"status": status, "database": "ok", "sources": sources})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body = await run_in_threadpool(metrics.render, store)
+        return Response(body, media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -1,0 +1,323 @@
+"""The SMART app's test stack: the OpenEMR simulator as EHR and authorization server, a real
+Orthanc with two patients' synthetic CT series, and `cdss` (facade, CDS service, /smart,
+/dicom-web) on loopback; the app registered with the simulator as a confidential client.
+
+Facade data is written over HTTP as the sync would leave it (Patient ids = OpenEMR UUIDs, the
+hub's MRN identifier = DICOM PatientID); AI results follow docs/ai-findings.md.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from adapters.base import MRN_SYSTEM
+from cdss.app import create_app
+from cdss.settings import load_settings
+from simulators.cohort.ct import ct_series, nodule_voxel
+from simulators.cohort.model import CtStudy, Nodule, SyntheticPatient
+from simulators.openemr.app import create_openemr_app
+from tests.support import orthanc as orthanc_support
+from tests.support.postgres import free_port
+from tests.support.server import serve
+
+SCOPES = (
+    "openid fhirUser online_access offline_access launch launch/patient api:fhir "
+    "user/Patient.rs user/Encounter.rs user/Observation.rs user/Condition.rs "
+    "user/ServiceRequest.rs user/DiagnosticReport.rs"
+)
+AI = "urn:cdss:ai"
+
+
+@dataclass
+class PatientFixture:
+    id: str
+    mrn: str
+    study_id: str
+    study_uid: str
+    series_uid: str
+    nodule: tuple[int, int, int] | None  # (slice, row, col)
+    sops: list[str]
+
+
+@dataclass
+class SmartStack:
+    app_base: str
+    emr_base: str
+    emr_app: Any
+    orthanc: Any
+    client_id: str
+    a: PatientFixture
+    b: PatientFixture
+    finding_id: str | None
+
+    @property
+    def iss(self) -> str:
+        return f"{self.emr_base}/apis/default/fhir"
+
+    def launch_url(self, patient: str, extra: str = "") -> str:
+        token = self.emr_app.state.oauth.create_launch(patient, intent="main.tab")
+        return f"{self.app_base}/smart/launch?iss={self.iss}&launch={token}{extra}"
+
+
+def _synthetic(mrn: str, nodule: bool, day: date) -> SyntheticPatient:
+    ct = CtStudy(
+        performed=datetime(day.year, day.month, day.day, 10, 30, tzinfo=UTC),
+        nodule=Nodule(12.0, True, True, center=(0.32, 0.42, 0.55)) if nodule else None,
+    )
+    return SyntheticPatient(
+        mrn=mrn,
+        given="Ada" if nodule else "Ben",
+        family="Test",
+        sex="female" if nodule else "male",
+        birth_date=date(1955, 3, 1),
+        smoking="former",
+        pack_years=30.0,
+        conditions=[],
+        ct=ct,
+    )
+
+
+def _put(http: httpx.Client, resource: dict[str, Any]) -> dict[str, Any]:
+    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+    response = http.put(
+        url, content=orthanc_json(resource), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def orthanc_json(resource: dict[str, Any]) -> bytes:
+    return orjson.dumps(resource)
+
+
+def _seed_patient(
+    http: httpx.Client, pacs: Any, mrn: str, nodule: bool, seed: int
+) -> PatientFixture:
+    synthetic = _synthetic(mrn, nodule, date(2025, 5, 20))
+    datasets = ct_series(synthetic, seed)
+    with httpx.Client(base_url=pacs.url, auth=pacs.auth, timeout=30) as orthanc:
+        for ds in datasets:
+            from io import BytesIO
+
+            buf = BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            orthanc.post("/instances", content=buf.getvalue()).raise_for_status()
+    pid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"smart-test:{mrn}"))
+    _put(
+        http,
+        {
+            "resourceType": "Patient",
+            "id": pid,
+            "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
+            "name": [{"family": synthetic.family, "given": [synthetic.given]}],
+            "gender": synthetic.sex,
+            "birthDate": synthetic.birth_date.isoformat(),
+        },
+    )
+    first = datasets[0]
+    study_id = f"ct-{mrn.lower()}"
+    _put(
+        http,
+        {
+            "resourceType": "ImagingStudy",
+            "id": study_id,
+            "status": "available",
+            "identifier": [
+                {"system": "urn:dicom:uid", "value": f"urn:oid:{first.StudyInstanceUID}"}
+            ],
+            "subject": {"reference": f"Patient/{pid}"},
+            "started": "2025-05-20T10:30:00Z",
+            "description": first.StudyDescription,
+            "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+            "numberOfSeries": 1,
+            "numberOfInstances": len(datasets),
+            "series": [
+                {
+                    "uid": first.SeriesInstanceUID,
+                    "number": 1,
+                    "modality": {
+                        "system": "http://dicom.nema.org/resources/ontology/DCM",
+                        "code": "CT",
+                    },
+                    "numberOfInstances": len(datasets),
+                }
+            ],
+        },
+    )
+    return PatientFixture(
+        id=pid,
+        mrn=mrn,
+        study_id=study_id,
+        study_uid=str(first.StudyInstanceUID),
+        series_uid=str(first.SeriesInstanceUID),
+        nodule=nodule_voxel(synthetic.ct) if synthetic.ct else None,
+        sops=[str(d.SOPInstanceUID) for d in datasets],
+    )
+
+
+def write_ai_result(http: httpx.Client, p: PatientFixture, probability: float) -> str:
+    """The AI pipeline's output for one study, as docs/ai-findings.md specifies."""
+    assert p.nodule is not None
+    k, row, col = p.nodule
+
+    def comp(code: str, **value: Any) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": AI, "code": code}]}, **value}
+
+    obs_id, report_id = f"ai-finding-{p.study_id}", f"ai-report-{p.study_id}"
+    model = "lung-nodule@1.2.0"
+    _put(
+        http,
+        {
+            "resourceType": "Observation",
+            "id": obs_id,
+            "status": "final",
+            "meta": {"tag": [{"system": AI, "code": "finding"}]},
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "imaging",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "427359005",
+                        "display": "Solitary nodule of lung",
+                    }
+                ],
+                "text": "Pulmonary nodule",
+            },
+            "subject": {"reference": f"Patient/{p.id}"},
+            "effectiveDateTime": "2025-05-20T10:30:00Z",
+            "valueCodeableConcept": {
+                "coding": [
+                    {"system": "http://snomed.info/sct", "code": "52101004", "display": "Present"}
+                ]
+            },
+            "derivedFrom": [{"reference": f"ImagingStudy/{p.study_id}"}],
+            "component": [
+                comp(
+                    "probability",
+                    valueQuantity={
+                        "value": probability,
+                        "unit": "1",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "1",
+                    },
+                ),
+                comp("model", valueString=model),
+                comp("series-instance-uid", valueString=p.series_uid),
+                comp("sop-instance-uid", valueString=p.sops[k]),
+                comp("pixel-row", valueInteger=row),
+                comp("pixel-column", valueInteger=col),
+            ],
+        },
+    )
+    _put(
+        http,
+        {
+            "resourceType": "DiagnosticReport",
+            "id": report_id,
+            "status": "final",
+            "meta": {"tag": [{"system": AI, "code": "report"}]},
+            "identifier": [
+                {"system": "urn:cdss:ai-report", "value": f"{p.study_uid}|lung-nodule|1.2.0"}
+            ],
+            "category": [
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD"}
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "18748-4"}]},
+            "subject": {"reference": f"Patient/{p.id}"},
+            "imagingStudy": [{"reference": f"ImagingStudy/{p.study_id}"}],
+            "result": [{"reference": f"Observation/{obs_id}"}],
+            "effectiveDateTime": "2025-05-20T10:30:00Z",
+            "issued": "2025-05-21T08:00:00Z",
+            "conclusion": f"Pulmonary nodule present (probability {probability:.2f}) in the right "
+            f"upper lobe, slice {k + 1}; model {model}.",
+        },
+    )
+    return obs_id
+
+
+@contextmanager
+def smart_stack(tmp: Path) -> Iterator[SmartStack]:
+    reason = orthanc_support.available()
+    if reason:
+        raise RuntimeError(f"Orthanc is required: {reason}")
+    with ExitStack() as stack:
+        pacs = stack.enter_context(
+            orthanc_support.orthanc(dicom_server=False, workdir=tmp / "pacs")
+        )
+        emr_port, app_port = free_port(), free_port()
+        emr_base, app_base = f"http://127.0.0.1:{emr_port}", f"http://127.0.0.1:{app_port}"
+        emr_app = create_openemr_app(public_base=emr_base)
+        stack.enter_context(
+            serve(emr_app, "/apis/default/fhir/.well-known/smart-configuration", emr_port)
+        )
+        reg = emr_app.state.oauth.register_client(
+            {
+                "application_type": "private",
+                "client_name": "cdss SMART app",
+                "redirect_uris": [f"{app_base}/smart/callback"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "scope": SCOPES,
+            }
+        )
+        env = {
+            "CDSS_SMART_CLIENT_ID": reg["client_id"],
+            "CDSS_SMART_CLIENT_SECRET": reg["client_secret"],
+            "CDSS_SMART_ISSUERS": orjson.dumps([f"{emr_base}/apis/default/fhir"]).decode(),
+            "CDSS_SMART_DICOMWEB_URL": pacs.dicomweb_url,
+            "CDSS_SMART_DICOMWEB_USER": pacs.auth[0],
+            "CDSS_SMART_DICOMWEB_PASSWORD": pacs.auth[1],
+            "CDSS_SMART_KEY_FILE": str(tmp / "smart-key.json"),
+            "CDSS_SMART_SCOPES_V2": " ".join(
+                s for s in SCOPES.split() if s not in {"offline_access", "launch/patient"}
+            ),
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        stack.callback(_restore, saved)
+        settings = load_settings(
+            database_url=f"sqlite:///{tmp / 'cdss.db'}",
+            data_dir=tmp / "var",
+            secret_key="smart-test",
+            base_url=app_base,
+            cds_clients=[
+                {"iss": f"{app_base}/smart", "jku": [f"{app_base}/smart/.well-known/jwks.json"]}
+            ],
+        )
+        app_url = stack.enter_context(serve(create_app(settings), "/healthz", app_port))
+        with httpx.Client(base_url=app_url, timeout=30) as http:
+            a = _seed_patient(http, pacs, "MRN-SMART-A", nodule=True, seed=11)
+            b = _seed_patient(http, pacs, "MRN-SMART-B", nodule=False, seed=12)
+            finding = write_ai_result(http, a, 0.87)
+        yield SmartStack(app_url, emr_base, emr_app, pacs, reg["client_id"], a, b, finding)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
