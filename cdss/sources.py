@@ -18,6 +18,10 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.base import Source
+from adapters.dicomweb.client import DicomwebClient
+from adapters.dicomweb.factory import pacs_auth
+from adapters.dicomweb.settings import PacsSettings
+from adapters.dicomweb.source import DicomwebSource
 from adapters.openemr.auth import BackendServicesAuth, make_rsa_jwk, register_backend_client
 from adapters.openemr.client import OpenEMRClient
 from adapters.openemr.source import OpenEMRSource
@@ -147,15 +151,48 @@ def orthanc_source(settings: SourceSettings) -> OrthancSource:
     )
 
 
-def build_sources(settings: SourceSettings, only: str | None = None) -> list[Source]:
-    """The configured sources in linking order (the EHR first: it owns patient identity)."""
+def dicomweb_source(settings: SourceSettings, pacs: PacsSettings) -> DicomwebSource:
+    """The `dicomweb` PACS profile: QIDO-RS polling of any DICOMweb server (issue 10)."""
+    base = pacs.base_url or ""
+    zone_name = pacs.timezone or settings.pacs_timezone
+    client = DicomwebClient(
+        base,
+        auth=pacs_auth(pacs),
+        timeout=pacs.timeout,
+        attempts=pacs.attempts,
+        backoff=pacs.backoff,
+        page_size=pacs.page_size,
+        transfer_syntax=pacs.transfer_syntax,
+    )
+    return DicomwebSource(
+        client,
+        dicomweb_public_url=_url(settings.dicomweb_public_url),
+        base_url=base,
+        timezone=ZoneInfo(zone_name) if zone_name else None,
+        overlap=pacs.poll_overlap,
+        reconcile_interval=pacs.reconcile_interval,
+        max_delete_fraction=pacs.max_delete_fraction,
+    )
+
+
+def build_sources(
+    settings: SourceSettings, only: str | None = None, pacs: PacsSettings | None = None
+) -> list[Source]:
+    """The configured sources in linking order (the EHR first: it owns patient identity).
+    The imaging source follows CDSS_PACS_PROFILE: `orthanc` (change feed, as before) or
+    `dicomweb` (QIDO-RS polling; `only` accepts "pacs" or "orthanc" for it)."""
+    pacs = pacs if pacs is not None else PacsSettings()
     makers = (
         ("openemr", settings.openemr_url, openemr_source),
         ("senaite", settings.senaite_url, senaite_source),
-        ("orthanc", settings.orthanc_url, orthanc_source),
     )
     sources: list[Source] = []
     for name, url, make in makers:
         if url is not None and only in (None, name):
             sources.append(make(settings))
+    if pacs.profile == "dicomweb":
+        if pacs.url is not None and only in (None, "pacs", "orthanc"):
+            sources.append(dicomweb_source(settings, pacs))
+    elif settings.orthanc_url is not None and only in (None, "orthanc"):
+        sources.append(orthanc_source(settings))
     return sources

@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from adapters.dicomweb.errors import PacsError, PacsNotFound, PacsUnavailable
 from adapters.orthanc.payloads import ChangesPage, DicomJson, OrthancSeries, OrthancStudy
 
 logger = logging.getLogger(__name__)
@@ -39,20 +40,17 @@ OCTET_STREAM = "application/octet-stream"
 """Frames media type. dicomweb-client's default `*/*` gets HTTP 400 from DICOMweb 1.7."""
 
 
-class OrthancError(RuntimeError):
+class OrthancError(PacsError):
     """An Orthanc call failed. Raised as such (not a subclass) for what retrying would not fix:
-    a 4xx answer other than 404, or a 2xx answer that is not what the API promises."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+    a 4xx answer other than 404, or a 2xx answer that is not what the API promises. A PacsError,
+    so code written for any PACS (adapters.dicomweb) catches it too."""
 
 
-class OrthancNotFound(OrthancError):
+class OrthancNotFound(OrthancError, PacsNotFound):
     """404: the resource is not (or no longer) in Orthanc."""
 
 
-class OrthancUnavailable(OrthancError):
+class OrthancUnavailable(OrthancError, PacsUnavailable):
     """Orthanc did not answer usefully (connection refused, timeout, 5xx) after all retries."""
 
 

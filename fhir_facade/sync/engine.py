@@ -22,6 +22,7 @@ from fhir_facade.errors import OperationOutcomeError
 from fhir_facade.store.base import Store, Unit
 from fhir_facade.sync.linker import IdentityLinker, relink
 from fhir_facade.sync.provenance import batch_provenance, stamp
+from models.jobs import enqueue_imaging
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    deleted: int = 0  # removed at the source (a batch's `deleted` references)
 
 
 @dataclass(slots=True)
@@ -63,12 +65,15 @@ class SyncReport:
 
 
 def _counts(c: Counts) -> dict[str, int]:
-    return {
+    found = {
         "created": c.created,
         "updated": c.updated,
         "unchanged": c.unchanged,
         "rejected": c.rejected,
     }
+    if c.deleted:
+        found["deleted"] = c.deleted
+    return found
 
 
 def cursor_key(source: str) -> str:
@@ -104,6 +109,8 @@ def _store_batch(
             counts.unchanged += 1
         if result.changed:
             changed.append(f"{rtype}/{result.resource.id}")
+            if rtype == "ImagingStudy":
+                enqueue_imaging(unit, resource)  # the imaging AI job (issue 7), when enabled
             if rtype == "Patient":
                 known.clear()  # its identifiers may have changed
         if missing:
@@ -112,10 +119,21 @@ def _store_batch(
         kind = item.source_ref.split("/", 1)[0]
         report.counts[kind].rejected += 1
     report.rejected.extend(batch.rejected)
+    _delete(unit, source, batch, report)
     if changed:
         unit.create(batch_provenance(source.name, source.base_url, changed, batch.cursor))
     if batch.cursor is not None:
         unit.set_state(cursor_key(source.name), batch.cursor)
+
+
+def _delete(unit: Unit, source: Source, batch: Batch, report: SyncReport) -> None:
+    """Deletions a source reports (adapters.dicomweb.source.PacsBatch.deleted: "Type/id"), in
+    the batch's transaction; deleting what is already gone is a no-op, so a replay is harmless."""
+    for ref in getattr(batch, "deleted", ()):
+        rtype, _, rid = str(ref).partition("/")
+        if unit.delete(rtype, rid) is not None:
+            report.counts[rtype].deleted += 1
+            log.info("%s: %s deleted (gone from the source)", source.name, ref)
 
 
 def sync_source(

@@ -1,0 +1,240 @@
+"""The `dicomweb` profile's sync source: QIDO-RS polling instead of a change feed.
+
+Finding new and changed studies. Each poll lists the studies whose StudyDate is on or after
+the window start (`StudyDate=YYYYMMDD-`), the window start being the previous poll's start time
+minus `overlap`. Only the date is sent: servers disagree on a StudyTime range next to a
+StudyDate range (dcm4chee-arc matches them as one date-time; Orthanc matches each on its own,
+which would drop later days' earlier hours), so the day granularity is the portable choice and
+the overlap absorbs clock skew and studies still arriving. A listed study is fetched and mapped
+only if its (StudyInstanceUID, NumberOfStudyRelatedInstances) differs from what the cursor
+knows, so the overlap never syncs a study twice, and a study that gains instances is synced
+again. A server that omits the count (or ModalitiesInStudy) in study results is asked at series
+level, and at instance level if the series omit their counts too.
+
+Reconciliation. Every `reconcile_interval` seconds (and on the first run) the listing is full,
+without a date filter, paged with limit/offset: known studies missing from it were deleted on the
+PACS and are deleted from the facade (PacsBatch.deleted); studies the windows cannot see (an old
+StudyDate arriving late, no StudyDate at all) are picked up. A listing that would delete more
+than `max_delete_fraction` of the known studies (at least `DELETE_GUARD_MIN`) is refused with an
+error log line - an empty answer from a misconfigured PACS must not wipe the facade.
+
+Failures. Any PACS failure (after the client's retries) propagates; only whole batches with
+their cursor are stored, so the next run resumes from the cursor and re-lists the same window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from adapters.base import Batch, Rejected, source_id
+from adapters.dicomweb.cursor import PollCursor
+from adapters.dicomweb.errors import PacsNotFound
+from adapters.dicomweb.protocol import DicomJson, PacsClient
+from adapters.orthanc.mapper import SOURCE, MappingError, map_endpoint, map_imaging_study
+from adapters.orthanc.payloads import integer, text
+from adapters.orthanc.source import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
+
+logger = logging.getLogger(__name__)
+
+LIST_FIELDS = (*STUDY_FIELDS, "StudyDate", "StudyTime")
+DELETE_GUARD_MIN = 10
+
+
+@dataclass(slots=True)
+class PacsBatch(Batch):
+    """A Batch that may also carry deletions: "ImagingStudy/<id>" references to delete."""
+
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Probe:
+    """What was learnt about one listed study before deciding to fetch it."""
+
+    count: int
+    series: list[DicomJson] | None = None
+    instances: list[DicomJson] | None = None
+
+
+def imaging_study_ref(study_uid: str) -> str:
+    """The facade reference of a study's ImagingStudy (the mapper's deterministic id)."""
+    return f"ImagingStudy/{source_id(SOURCE, 'ImagingStudy', study_uid)}"
+
+
+class DicomwebSource:
+    """Pulls ImagingStudy resources from any DICOMweb PACS by QIDO-RS polling."""
+
+    name = "pacs"
+
+    def __init__(
+        self,
+        client: PacsClient,
+        *,
+        dicomweb_public_url: str,
+        base_url: str,
+        timezone: tzinfo | None = None,
+        overlap: float = 86_400.0,
+        reconcile_interval: float = 3_600.0,
+        max_delete_fraction: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.dicomweb_public_url = dicomweb_public_url.rstrip("/")
+        self.timezone = timezone
+        self.overlap = timedelta(seconds=overlap)
+        self.reconcile_interval = reconcile_interval
+        self.max_delete_fraction = max_delete_fraction
+        self.clock = clock
+        self.deviations = 0
+
+    # ------------------------------------------------------------ the poll
+
+    def pull(self, cursor: str | None, *, batch_size: int = 200) -> Iterator[Batch]:
+        state = PollCursor.decode(cursor)
+        started = self.clock()
+        full = state.window_start is None or (
+            state.reconciled_at is None or started - state.reconciled_at >= self.reconcile_interval
+        )
+        studies = self._listing(None if full else state.window_start)
+        logger.info(
+            "pacs %s: %s listing: %d studies (%d known)",
+            self.base_url,
+            "full" if full else f"window from {state.window_start:%Y-%m-%d}",
+            len(studies),
+            len(state.known),
+        )
+        batch, endpoint_sent = PacsBatch(), False
+        for uid, listed in studies.items():
+            outcome = self._study(uid, listed, state.known)
+            if outcome is None:
+                continue
+            item, count = outcome
+            if isinstance(item, dict) and not endpoint_sent:
+                endpoint_sent = True
+                batch.resources.append(
+                    map_endpoint(self.dicomweb_public_url, source_url=self.base_url)
+                )
+            if isinstance(item, Rejected):
+                batch.rejected.append(item)
+            else:
+                batch.resources.append(item)
+            state.known[uid] = count
+            if len(batch.resources) + len(batch.rejected) >= batch_size:
+                batch.cursor = state.encode()
+                yield batch
+                batch = PacsBatch()
+        if full:
+            batch.deleted = self._deletions(state, studies)
+        state.window_start = self._local(started) - self.overlap
+        if full:
+            state.reconciled_at = started
+        batch.cursor = state.encode()
+        yield batch
+
+    def _local(self, epoch: float) -> datetime:
+        """The PACS's wall-clock time (DICOM dates and times are local, without a zone)."""
+        return datetime.fromtimestamp(epoch, self.timezone).replace(tzinfo=None)
+
+    def _listing(self, since: datetime | None) -> dict[str, DicomJson]:
+        """Study results by StudyInstanceUID (the first wins if paging repeated one)."""
+        filters = {} if since is None else {"StudyDate": f"{since:%Y%m%d}-"}
+        found: dict[str, DicomJson] = {}
+        for dataset in self.client.search_for_studies(search_filters=filters, fields=LIST_FIELDS):
+            uid = text(dataset, "StudyInstanceUID")
+            if uid is not None:
+                found.setdefault(uid, dataset)
+            else:
+                logger.warning("pacs %s: a study result without StudyInstanceUID", self.base_url)
+        return found
+
+    def _deletions(self, state: PollCursor, listed: dict[str, DicomJson]) -> list[str]:
+        gone = [uid for uid in state.known if uid not in listed]
+        if not gone:
+            return []
+        limit = self.max_delete_fraction * len(state.known)
+        if len(gone) >= DELETE_GUARD_MIN and len(gone) > limit:
+            logger.error(
+                "pacs %s: the full listing lacks %d of %d known studies; refusing to delete "
+                "them (more than %.0f%%): check the PACS, or raise CDSS_PACS_MAX_DELETE_FRACTION",
+                self.base_url,
+                len(gone),
+                len(state.known),
+                self.max_delete_fraction * 100,
+            )
+            return []
+        for uid in gone:
+            del state.known[uid]
+            logger.info("pacs %s: study %s deleted on the PACS", self.base_url, uid)
+        return [imaging_study_ref(uid) for uid in gone]
+
+    # ------------------------------------------------------------ one study
+
+    def _study(
+        self, uid: str, listed: DicomJson, known: dict[str, int]
+    ) -> tuple[dict[str, Any] | Rejected, int] | None:
+        """The study mapped (or rejected) with its instance count; None when unchanged or gone."""
+        try:
+            probe = self._probe(uid, listed)
+            if known.get(uid) == probe.count:
+                return None
+            fetched = self._fetch(uid, listed, probe)
+        except PacsNotFound:
+            logger.info("pacs %s: study %s gone while being read; skipped", self.base_url, uid)
+            return None
+        try:
+            mapping = map_imaging_study(
+                *fetched,
+                dicomweb_public_url=self.dicomweb_public_url,
+                source_url=self.base_url,
+                tz=self.timezone,
+            )
+        except MappingError as exc:
+            logger.warning("pacs %s: study %s rejected: %s", self.base_url, uid, exc)
+            return Rejected(f"ImagingStudy/{uid}", str(exc)), probe.count
+        for deviation in mapping.deviations:
+            logger.warning("pacs %s: study %s: %s", self.base_url, uid, deviation)
+        self.deviations += len(mapping.deviations)
+        return mapping.resource, probe.count
+
+    def _probe(self, uid: str, listed: DicomJson) -> _Probe:
+        """The study's instance count: from the study result, else from its series' counts,
+        else by listing its instances (servers may omit the QIDO count attributes)."""
+        given = integer(listed, "NumberOfStudyRelatedInstances")
+        if given is not None and given >= 0:
+            return _Probe(given)
+        series = self.client.search_for_series(
+            uid, fields=SERIES_FIELDS, expected=integer(listed, "NumberOfStudyRelatedSeries")
+        )
+        counts = [integer(s, "NumberOfSeriesRelatedInstances") for s in series]
+        if series and all(c is not None and c >= 0 for c in counts):
+            return _Probe(sum(c for c in counts if c is not None), series)
+        instances = self.client.search_for_instances(uid, fields=INSTANCE_FIELDS)
+        return _Probe(len(instances), series, instances)
+
+    def _fetch(
+        self, uid: str, listed: DicomJson, probe: _Probe
+    ) -> tuple[DicomJson, list[DicomJson], list[DicomJson]]:
+        """Study result, series, instances (the first with its full WADO-RS metadata)."""
+        series = probe.series
+        if series is None:
+            series = self.client.search_for_series(
+                uid, fields=SERIES_FIELDS, expected=integer(listed, "NumberOfStudyRelatedSeries")
+            )
+        instances = probe.instances
+        if instances is None:
+            instances = self.client.search_for_instances(
+                uid, fields=INSTANCE_FIELDS, expected=probe.count
+            )
+        if instances:
+            series_uid = text(instances[0], "SeriesInstanceUID")
+            sop_uid = text(instances[0], "SOPInstanceUID")
+            if series_uid and sop_uid:
+                metadata = self.client.retrieve_instance_metadata(uid, series_uid, sop_uid)
+                instances = [{**instances[0], **metadata}, *instances[1:]]
+        return listed, series, instances
