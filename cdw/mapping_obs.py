@@ -16,8 +16,9 @@ from cdw import fhir
 from cdw.mapping_ai import ai_finding, is_finding
 from cdw.maprun import EHR, Run
 
-# OMOP "Meas Value Operator" concepts (from memory of the OMOP vocabulary: UNVERIFIED).
-OPERATOR = {"<": 4171756, "<=": 4171754, ">=": 4171755, ">": 4172704}
+# OMOP "Meas Value Operator" concepts (SNOMED), checked against public OMOP ETLs (the MIMIC-IV
+# OMOP lab mapping and OHDSI ETL code use the same five ids).
+OPERATOR = {"<": 4171756, "<=": 4171754, "=": 4172703, ">=": 4171755, ">": 4172704}
 MEASUREMENT_CATEGORIES = {"laboratory", "vital-signs"}
 
 
