@@ -12,6 +12,7 @@ harmless to 2.0 clients) with the status, except 401, which says nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +32,11 @@ from cds_hooks.prefetch import fulfil
 from cds_hooks.recorder import Record
 from cds_hooks.registry import HookData, ServiceOptions
 from cds_hooks.request import HookRequest, parse_json, parse_request
+from cds_hooks.source_health import missing_source_cards, unavailable
 from cds_hooks.sources import RemoteSource
 from cds_hooks.state import CdsState
+from cdss.observability.context import set_hook_instance
+from cdss.observability.metrics import HOOK_SECONDS, SOURCE_MISSING
 
 log = logging.getLogger(__name__)
 PREFIX = "/cds-services"
@@ -108,6 +112,7 @@ async def discovery(request: Request, state: CdsState) -> Response:
 
 
 async def call_service(request: Request, state: CdsState) -> Response:
+    started = time.perf_counter()
     client = await authenticate(request, state)
     service_id = request.path_params["service_id"]
     hook_request: HookRequest | None = None
@@ -120,6 +125,7 @@ async def call_service(request: Request, state: CdsState) -> Response:
         hook = payload.get("hook") if isinstance(payload, dict) else None
         reg = state.registry.lookup(service_id, hook if isinstance(hook, str) else None)
         hook_request = parse_request(payload)
+        set_hook_instance(hook_request.hook_instance)
         remote = _remote_source(hook_request, client, state)
         fulfilled = await fulfil(
             hook_request,
@@ -136,11 +142,21 @@ async def call_service(request: Request, state: CdsState) -> Response:
             patient_id=hook_request.patient_id,
         )
         cards = reg.run(hook_request, data)
+        missing = unavailable(service_id, state.health)
+        for source in missing:
+            SOURCE_MISSING.labels(service_id, source).inc()
+        cards += missing_source_cards(service_id, missing)
         response = Response(orjson.dumps(response_json(cards)), media_type=JSON)
     except Exception as exc:
         response = error_response(exc)
         status = response.status_code
     _record(state, client, service_id, hook_request, cards, status)
+    known = state.registry.known(service_id)  # a label never takes a client's free text
+    HOOK_SECONDS.labels(
+        service_id if known else "unknown",
+        hook_request.hook if hook_request and known else "unknown",
+        "ok" if status < 400 else str(status),
+    ).observe(time.perf_counter() - started)
     return response
 
 

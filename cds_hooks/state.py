@@ -12,6 +12,7 @@ from cds_hooks.config import CdsConfig
 from cds_hooks.feedback import FeedbackStore
 from cds_hooks.recorder import Recorder
 from cds_hooks.registry import Registry
+from cds_hooks.source_health import SourceMonitor
 from cds_hooks.sources import FacadeSource
 from fhir_facade.store.base import Store
 
@@ -26,6 +27,7 @@ class CdsState:
     facade: FacadeSource
     recorder: Recorder
     authenticator: Authenticator | None  # None only when authentication is disabled
+    health: SourceMonitor | None = None  # which source systems answer (set by the app)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -178,3 +178,10 @@ def create_app(
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app from the CDSS_* environment: what each `cdss serve --workers N` process runs."""
+    from cdss.settings import load_settings
+
+    return create_app(load_settings())

@@ -9,6 +9,7 @@ import uvicorn
 from cdss import cli_cdw, cli_data, cli_models, cli_orders
 from cdss.app import create_app
 from cdss.logs import configure
+from cdss.observability.jsonlog import setup as setup_logging
 from cdss.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ def _settings(**overrides: object) -> Settings:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     configure(settings.log_level)
+    setup_logging(settings.log_level)  # JSON lines with request id (CDSS_LOG_FORMAT=text: plain)
     return settings
 
 
@@ -35,6 +37,8 @@ def _serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        log_config=None,  # keep the JSON handler set up above
+        access_log=False,  # cdss.access logs each request by route template, never its URL
     )
 
 
@@ -42,9 +46,31 @@ def _serve(settings: Settings) -> None:
 def serve(
     host: str | None = typer.Option(None, help="Bind address (CDSS_HOST)"),
     port: int | None = typer.Option(None, help="Port (CDSS_PORT)"),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes; each builds the app from the CDSS_* environment"
+    ),
 ) -> None:
     """Start the ASGI app: the FHIR facade at /fhir, CDS Hooks at /cds-services."""
-    _serve(_settings(host=host, port=port))
+    settings = _settings(host=host, port=port)
+    if workers > 1:
+        _serve_workers(settings, workers)
+        return
+    _serve(settings)
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """Several processes on one port (uvicorn's supervisor restarts any that dies). The app is
+    stateless between requests (the store and the signing keys are shared), so a request may
+    land on any of them; each loads the same settings from the environment."""
+    uvicorn.run(
+        "cdss.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
 
 
 @app.command()

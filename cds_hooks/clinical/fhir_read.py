@@ -106,7 +106,10 @@ def parse_datetime(value: object) -> datetime | None:
     except ValueError:
         return None
     if tz and tz != "Z":
-        stamp = datetime.fromisoformat(stamp.replace(tzinfo=None).isoformat() + tz)
+        try:  # an offset past ±24:00 (e.g. +25:00) breaks the R4 grammar: not a date at all
+            stamp = datetime.fromisoformat(stamp.replace(tzinfo=None).isoformat() + tz)
+        except ValueError:
+            return None
         return stamp.astimezone(UTC)
     return stamp  # already UTC
 
