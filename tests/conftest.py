@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from tests.support import postgres
 from tests.support.server import serve
 
 _db_names = itertools.count()
+
+# The facade requires bearer tokens by default (CDSS_FHIR_AUTH=required). The suite's tests call
+# it without tokens, so the suite runs it as development does: no authentication (loopback only)
+# and no facade AuditEvents (they would show up in the tests' searches and histories). The tests
+# of fhir_facade/security and fhir_facade/audit pass SecuritySettings that turn both on.
+os.environ.setdefault("CDSS_FHIR_AUTH", "disabled")
+os.environ.setdefault("CDSS_FHIR_AUDIT", "false")
 
 
 @pytest.fixture(scope="session")
