@@ -66,6 +66,7 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         "cdss.app:app_from_env",
         factory=True,
         workers=workers,
+        timeout_worker_healthcheck=60,  # importing the app (torch, models) outlasts the 5 s default
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
