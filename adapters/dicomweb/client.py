@@ -37,6 +37,7 @@ from tenacity import (
 
 from adapters.dicomweb.errors import MalformedAnswer, PacsError, PacsNotFound, PacsUnavailable
 from adapters.dicomweb.protocol import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, DicomJson
+from adapters.dicomweb.wire import dicom_json, multipart_parts, part10
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +51,6 @@ def redact(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def dicom_json(answer: Any, what: str) -> list[DicomJson]:
-    """`answer` checked to be a list of DICOM JSON datasets (PS3.18 F.2): 8-hex-digit keys whose
-    values are objects with a `vr`. MalformedAnswer otherwise, so nothing half-parsed is used."""
-    if not isinstance(answer, list):
-        raise MalformedAnswer(f"{what}: expected a JSON array, got {type(answer).__name__}")
-    for index, dataset in enumerate(answer):
-        if not isinstance(dataset, dict):
-            raise MalformedAnswer(f"{what}: item {index} is not a JSON object")
-        for key, element in dataset.items():
-            if not _TAG.match(key) or not isinstance(element, dict):
-                raise MalformedAnswer(f"{what}: item {index}: {key!r} is no DICOM JSON attribute")
-            if not isinstance(element.get("vr"), str):
-                raise MalformedAnswer(f"{what}: item {index}: attribute {key} has no vr")
-    return answer
 
 
 def _status(exc: BaseException) -> int | None:
@@ -115,6 +100,7 @@ class DicomwebClient:
         self.transfer_syntax = transfer_syntax
         self._attempts = max(1, attempts)
         self._backoff = backoff
+        self._timeout = timeout
         self._session = requests.Session()
         parts = urlsplit(url)
         if auth is None and parts.username is not None:
@@ -314,13 +300,7 @@ class DicomwebClient:
     ) -> list[Dataset]:
         """WADO-RS `/studies/{study}`: multipart/related application/dicom in an explicit
         transfer syntax (`*` lets the server keep what it stores)."""
-        syntax = transfer_syntax or self.transfer_syntax
-        return self._call(
-            f"WADO /studies/{study_uid}",
-            lambda: self._dicomweb.retrieve_study(
-                study_uid, media_types=(("application/dicom", syntax),)
-            ),
-        )
+        return self._instances(f"/studies/{study_uid}", transfer_syntax)
 
     def retrieve_instance(
         self,
@@ -331,13 +311,27 @@ class DicomwebClient:
         transfer_syntax: str | None = None,
     ) -> Dataset:
         """WADO-RS one instance, multipart/related application/dicom in an explicit syntax."""
+        path = f"/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+        found = self._instances(path, transfer_syntax)
+        if len(found) != 1:
+            raise PacsError(f"PACS at {self.dicomweb_url}: WADO {path}: {len(found)} instances")
+        return found[0]
+
+    def _instances(self, path: str, transfer_syntax: str | None) -> list[Dataset]:
+        """Part 10 instances from a multipart/related answer. Parsed here rather than by
+        dicomweb-client, because Orthanc's DICOMweb 1.7 sends each part without the 128-byte
+        preamble and "DICM" prefix (observed), which pydicom refuses without them."""
         syntax = transfer_syntax or self.transfer_syntax
-        return self._call(
-            f"WADO /studies/{study_uid}/.../instances/{sop_uid}",
-            lambda: self._dicomweb.retrieve_instance(
-                study_uid, series_uid, sop_uid, media_types=(("application/dicom", syntax),)
-            ),
-        )
+        accept = f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+
+        def fetch() -> list[Dataset]:
+            response = self._session.get(
+                self.dicomweb_url + path, headers={"Accept": accept}, timeout=self._timeout
+            )
+            response.raise_for_status()
+            return [part10(part) for part in multipart_parts(response)]
+
+        return self._call(f"WADO {path}", fetch)
 
     # ------------------------------------------------------------ STOW-RS
 
