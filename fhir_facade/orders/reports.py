@@ -144,7 +144,7 @@ class ReportExporter:
             return  # uploaded before a crash: do not add a second copy
         base = (self.settings.base_url or "").rstrip("/")
         link = f"{base}/fhir/DiagnosticReport/{report['id']}/_history/{report['meta']['versionId']}"
-        body = pdf.render(lines(report, link))
+        body = pdf.render(lines(report, link), title=name, link=link)
         sent = self._call(
             "POST",
             f"/patient/{pid}/document",

@@ -4,6 +4,7 @@ categories configured."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from fhir_facade.orders.worker import Worker
 from fhir_facade.store.sql_store import SqlStore
@@ -87,9 +89,14 @@ def test_a_final_report_becomes_one_pdf_document_with_a_link_back(
     listed = http.get("/patient/1/document", params={"path": PATH}).json()
     assert [d["filename"] for d in listed] == [f"DiagnosticReport-{report['id']}-v1.pdf"]
     content = http.get(f"/patient/1/document/{listed[0]['id']}").content
-    assert content.startswith(b"%PDF-1.4") and content.rstrip().endswith(b"%%EOF")
     link = f"https://cdss.example/fhir/DiagnosticReport/{report['id']}/_history/1"
-    assert link.encode() in content and b"Lung-RADS 2" in content
+    document = PdfReader(io.BytesIO(content))
+    text = "\n".join(page.extract_text() for page in document.pages)
+    assert link in text and "Lung-RADS 2" in text
+    uris = [a.get_object()["/A"]["/URI"] for p in document.pages for a in p.get("/Annots", [])]
+    assert uris == [link]  # the link back is a clickable annotation, not only text
+    assert document.metadata is not None
+    assert document.metadata.title == f"DiagnosticReport-{report['id']}-v1.pdf"
     amended = {**report, "status": "amended", "conclusion": "Amended."}
     assert fhir.put(f"/DiagnosticReport/{report['id']}", json=amended).status_code == 200
     assert worker.run_once().exported == 1
