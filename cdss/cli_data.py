@@ -16,7 +16,7 @@ from rich.table import Table
 
 from cdss.settings import Settings
 from cdss.sources import SourceSettings, build_sources, orthanc_auth
-from fhir_facade.store.sql_store import SqlStore
+from fhir_facade.store.factory import open_store
 from fhir_facade.sync.engine import SyncReport
 from fhir_facade.sync.runner import Runner
 
@@ -119,7 +119,7 @@ def sync(
             "[red]No source configured (CDSS_OPENEMR_URL, CDSS_SENAITE_URL, CDSS_ORTHANC_URL)[/red]"
         )
         raise typer.Exit(2)
-    store = SqlStore(settings.effective_database_url)
+    store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
     ) as bar:

@@ -20,14 +20,15 @@ from fhir_facade.orders import outbox
 from fhir_facade.orders.config import OrderSettings
 from fhir_facade.orders.intake import connection
 from fhir_facade.orders.worker import Tally, Worker
-from fhir_facade.store.sql_store import SqlStore
+from fhir_facade.store.base import Store
+from fhir_facade.store.factory import open_store
 
 console = Console(stderr=True)
 orders_app = typer.Typer(help="Order communication: route signed orders, show the queue.")
 
 
-def _store() -> SqlStore:
-    return SqlStore(Settings().effective_database_url)
+def _store() -> Store:
+    return open_store(Settings().effective_database_url)  # CDSS_STORE=sql|upstream
 
 
 def _summary(t: Tally) -> str:

@@ -2,26 +2,28 @@
 
 The scale-out path of ARCHITECTURE 3.3/3.9: the API replicas stay stateless and the upstream
 holds the resources, their versions and their search indexes. Resources are still validated
-here, at the edge (3.2), before they travel. Named state (sync cursors) lives in the facade's
-own SQL database, since it is not FHIR data.
+here, at the edge (3.2), before they travel. What is not FHIR data (sync cursors, the order
+outbox, the imaging job queue) stays in the facade's own SQL database, in a local transaction
+that commits with the unit.
 
 An upstream has no transaction spanning several requests, so a unit keeps an undo log: when the
 unit fails (a transaction Bundle's later entry is refused), what it wrote is compensated in
 reverse order, created resources deleted and updated or deleted ones restored. The upstream's
 history keeps those compensating versions; readers in other requests may see the intermediate
-state for the moment it lasts. State writes are applied only when the unit succeeds.
+state for the moment it lasts.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from sqlalchemy import Connection
 
 from fhir_facade import errors
 from fhir_facade.search import values as v
@@ -29,7 +31,7 @@ from fhir_facade.search.query import SearchQuery
 from fhir_facade.store import records
 from fhir_facade.store.base import HistoryPage, Method, SearchPage, StoredResource, WriteResult
 from fhir_facade.store.sql_store import SqlStore
-from fhir_facade.store.sql_unit import checked
+from fhir_facade.store.sql_unit import SqlUnit, checked
 from fhir_facade.store.upstream_client import Reply, UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,27 @@ def _require_resource(reply: Reply, what: str) -> dict[str, Any]:
 class UpstreamUnit:
     """One unit of work against the upstream; see the module docstring for its atomicity."""
 
-    def __init__(self, client: UpstreamClient, state: SqlStore) -> None:
+    def __init__(self, client: UpstreamClient, local: SqlStore, *, writes: bool = True) -> None:
         self.client = client
-        self.state = state
+        self.local_store = local
+        self.writes = writes
         self.undo: list[Undo] = []
-        self.pending_state: dict[str, str] = {}
+        self.scope = ExitStack()  # the local SQL transaction, opened when first needed
+        self._local: SqlUnit | None = None
+
+    @property
+    def local(self) -> SqlUnit:
+        """This unit's transaction on the local SQL database: named state, and the queues
+        (order outbox, imaging jobs) that other modules reach through `unit.conn`. It commits
+        when the unit succeeds and rolls back with it."""
+        if self._local is None:
+            opened = self.local_store.unit() if self.writes else self.local_store.read_unit()
+            self._local = self.scope.enter_context(opened)
+        return self._local
+
+    @property
+    def conn(self) -> Connection:
+        return self.local.conn
 
     # -- reads ----------------------------------------------------------------------------
     def read(self, resource_type: str, id: str) -> StoredResource:
@@ -231,19 +249,10 @@ class UpstreamUnit:
 
     # -- named state (sync cursors) -------------------------------------------------------
     def get_state(self, key: str) -> str | None:
-        if key in self.pending_state:
-            return self.pending_state[key]
-        with self.state.read_unit() as unit:
-            return unit.get_state(key)
+        return self.local.get_state(key)
 
     def set_state(self, key: str, value: str) -> None:
-        self.pending_state[key] = value
-
-    def commit_state(self) -> None:
-        if self.pending_state:
-            with self.state.unit() as unit:
-                for key, value in self.pending_state.items():
-                    unit.set_state(key, value)
+        self.local.set_state(key, value)
 
 
 def _link(bundle: Any, relation: str) -> str | None:
@@ -325,16 +334,18 @@ class UpstreamStore:
     @contextmanager
     def unit(self) -> Iterator[UpstreamUnit]:
         unit = UpstreamUnit(self.client, self.state)
-        try:
-            yield unit
-        except BaseException:
-            unit.compensate()
-            raise
-        unit.commit_state()
+        with unit.scope:  # an exception reaches the local transaction too: it rolls back
+            try:
+                yield unit
+            except BaseException:
+                unit.compensate()
+                raise
 
     @contextmanager
     def read_unit(self) -> Iterator[UpstreamUnit]:
-        yield UpstreamUnit(self.client, self.state)
+        unit = UpstreamUnit(self.client, self.state, writes=False)
+        with unit.scope:
+            yield unit
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return UpstreamUnit(self.client, self.state).read(resource_type, id)
