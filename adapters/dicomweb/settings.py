@@ -28,17 +28,17 @@ class PacsSettings(BaseSettings):
     profile: Profile = "orthanc"
     url: AnyHttpUrl | None = Field(
         None,
-        validation_alias=AliasChoices("url", "CDSS_PACS_URL", "CDSS_ORTHANC_URL"),
+        validation_alias=AliasChoices("CDSS_PACS_URL", "CDSS_ORTHANC_URL"),
         description="orthanc: REST base; dicomweb: the DICOMweb service root",
     )
     dicomweb_root: str = Field("/dicom-web", description="orthanc profile: plugin root")
     auth: AuthKind | None = Field(None, description="default: basic when a user is set")
     user: str | None = Field(
-        None, validation_alias=AliasChoices("user", "CDSS_PACS_USER", "CDSS_ORTHANC_USER")
+        None, validation_alias=AliasChoices("CDSS_PACS_USER", "CDSS_ORTHANC_USER")
     )
     password: SecretStr | None = Field(
         None,
-        validation_alias=AliasChoices("password", "CDSS_PACS_PASSWORD", "CDSS_ORTHANC_PASSWORD"),
+        validation_alias=AliasChoices("CDSS_PACS_PASSWORD", "CDSS_ORTHANC_PASSWORD"),
     )
     token: SecretStr | None = Field(None, description="bearer: the token")
     token_url: AnyHttpUrl | None = Field(None, description="oauth2: the OIDC token endpoint")
@@ -62,7 +62,7 @@ class PacsSettings(BaseSettings):
     )
     timezone: str | None = Field(
         None,
-        validation_alias=AliasChoices("timezone", "CDSS_PACS_TIMEZONE"),
+        validation_alias=AliasChoices("CDSS_PACS_TIMEZONE"),
         description="IANA zone of DICOM dates/times, e.g. Europe/Paris",
     )
 

@@ -46,7 +46,7 @@ def rig() -> Iterator[Rig]:
         with DicomwebClient(server.dicomweb_url, auth=server.auth) as client:
             client.store_instances(ct_series(SPEC))
         gateway = Gateway(upstream=server.dicomweb_url, upstream_auth=server.auth)
-        with serve(gateway.app()) as base:  # type: ignore[arg-type]
+        with serve(gateway.app()) as base:
             yield Rig(server, gateway, f"{base}/rs", f"{base}/token")
 
 

@@ -105,6 +105,12 @@ def test_settings_say_what_is_missing() -> None:
 
 def test_dicom_json_shape_is_checked() -> None:
     assert dicom_json([{"0020000D": {"vr": "UI", "Value": ["1.2"]}}], "x") != []
-    for bad in ({"a": 1}, ["x"], [{"StudyInstanceUID": {"vr": "UI"}}], [{"0020000D": {}}]):
+    bad_answers: list[object] = [
+        {"a": 1},
+        ["x"],
+        [{"StudyInstanceUID": {"vr": "UI"}}],
+        [{"0020000D": {}}],
+    ]
+    for bad in bad_answers:
         with pytest.raises(MalformedAnswer):
             dicom_json(bad, "QIDO /studies")
