@@ -78,8 +78,8 @@ class SecuritySettings(BaseSettings):
         default_factory=list, description="sub or fhirUser values that are audit admins"
     )
     audit: bool = Field(True, description="an AuditEvent for every facade access")
-    max_query_params: int = Field(40, ge=1)
-    max_includes: int = Field(8, ge=0, description="_include + _revinclude per search")
+    max_query_params: int = Field(64, ge=1, description="as the search parser's own limit")
+    max_includes: int = Field(64, ge=0, description="_include + _revinclude per search")
     max_chain_depth: int = Field(1, ge=0, description="dots in one chained parameter name")
     max_query_bytes: int = Field(8192, ge=256)
     max_header_bytes: int = Field(16384, ge=1024, description="all request headers together")
