@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ from fastapi.responses import JSONResponse
 
 from adapters.base import Batch
 from adapters.dicomweb.client import DicomwebClient
+from adapters.dicomweb.cursor import PollCursor
+from adapters.dicomweb.settings import PacsSettings
 from adapters.dicomweb.source import DicomwebSource
 from adapters.dicomweb.wire import dicom_json
 from adapters.orthanc.mapper import map_imaging_study
+from adapters.orthanc.source import OrthancSource
+from cdss.sources import SourceSettings, build_sources
 from tests.support.server import serve
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dcm4chee"
@@ -175,3 +180,37 @@ def test_without_any_count_the_instances_are_counted() -> None:
         [study] = studies_in(pull(f"{base}/dcm4chee-arc/aets/DCM4CHEE/rs"))
     assert study["numberOfInstances"] == 1
     assert sum("/instances?" in r for r in stub.requests) == 2  # counted, then paged to the end
+
+
+def test_a_listing_that_would_wipe_the_facade_is_refused(
+    stub_url: tuple[Dcm4cheeStub, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, url = stub_url
+    vanished = {f"1.2.3.{n}": 1 for n in range(12)}
+    cursor = PollCursor(known={**vanished, STUDY_UID: 1}).encode()
+    for fraction, expected in ((0.5, 0), (1.0, 12)):
+        client = DicomwebClient(url, backoff=0.01)
+        source = DicomwebSource(
+            client,
+            dicomweb_public_url="http://cdss/dicom-web",
+            base_url=url,
+            max_delete_fraction=fraction,
+        )
+        with client, caplog.at_level(logging.ERROR):
+            batches = list(source.pull(cursor))
+        deleted = [ref for b in batches for ref in getattr(b, "deleted", [])]
+        assert len(deleted) == expected
+        left = PollCursor.decode(batches[-1].cursor).known
+        assert len(left) == 13 - expected  # refused deletions stay known, retried next time
+    assert "refusing to delete" in caplog.text
+
+
+def test_build_sources_follows_the_pacs_profile() -> None:
+    settings = SourceSettings(orthanc_url="http://orthanc:8042")
+    [legacy] = build_sources(settings, pacs=PacsSettings())
+    assert isinstance(legacy, OrthancSource)
+    standard = PacsSettings(profile="dicomweb", url="http://pacs/dcm4chee-arc/aets/DCM4CHEE/rs")
+    [polling] = build_sources(settings, only="pacs", pacs=standard)
+    assert isinstance(polling, DicomwebSource) and polling.name == "pacs"
+    assert polling.base_url == "http://pacs/dcm4chee-arc/aets/DCM4CHEE/rs"
+    assert build_sources(settings, only="openemr", pacs=standard) == []
