@@ -18,6 +18,9 @@ StudyDate arriving late, no StudyDate at all) are picked up. A listing that woul
 than `max_delete_fraction` of the known studies (at least `DELETE_GUARD_MIN`) is refused with an
 error log line - an empty answer from a misconfigured PACS must not wipe the facade.
 
+An idle poll (nothing new, the window's first day unchanged) yields no batch: the stored cursor
+already asks the same query, and the cursor (which lists the known studies) is not rewritten.
+
 Failures. Any PACS failure (after the client's retries) propagates; only whole batches with
 their cursor are stored, so the next run resumes from the cursor and re-lists the same window.
 """
@@ -109,7 +112,7 @@ class DicomwebSource:
             len(studies),
             len(state.known),
         )
-        batch, endpoint_sent = PacsBatch(), False
+        batch, endpoint_sent, moved = PacsBatch(), False, full
         for uid, listed in studies.items():
             outcome = self._study(uid, listed, state.known)
             if outcome is None:
@@ -125,13 +128,17 @@ class DicomwebSource:
             else:
                 batch.resources.append(item)
             state.known[uid] = count
+            moved = True
             if len(batch.resources) + len(batch.rejected) >= batch_size:
                 batch.cursor = state.encode()
                 yield batch
                 batch = PacsBatch()
         if full:
             batch.deleted = self._deletions(state, studies)
-        state.window_start = self._local(started) - self.overlap
+        window_start = self._local(started) - self.overlap
+        if not moved and state.window_start and window_start.date() == state.window_start.date():
+            return  # an idle poll: the stored cursor asks the same QIDO query; spare the write
+        state.window_start = window_start
         if full:
             state.reconciled_at = started
         batch.cursor = state.encode()

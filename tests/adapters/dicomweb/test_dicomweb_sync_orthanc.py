@@ -15,8 +15,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from adapters.dicomweb.client import DicomwebClient
+from adapters.dicomweb.factory import pacs_client
+from adapters.dicomweb.settings import PacsSettings
 from adapters.dicomweb.source import DicomwebSource, imaging_study_ref
 from fhir_facade.errors import OperationOutcomeError
 from fhir_facade.store.sql_store import SqlStore
@@ -25,6 +29,7 @@ from tests.support import orthanc
 from tests.support.dicom import CtSeriesSpec, ct_series
 
 PUBLIC = "http://127.0.0.1:8080/dicom-web"
+BASIC_TEXT_SR = UID("1.2.840.10008.5.1.4.1.1.88.11")
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,10 @@ def counts(report: SyncReport, rtype: str = "ImagingStudy") -> tuple[int, int, i
     return (0, 0, 0, 0) if c is None else (c.created, c.updated, c.unchanged, c.deleted)
 
 
+def window_day(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch - 3600).strftime("%Y%m%d")
+
+
 def today() -> str:
     return datetime.now().strftime("%Y%m%d")
 
@@ -115,9 +124,12 @@ def test_polling_lifecycle(server: orthanc.OrthancServer, store: SqlStore) -> No
     assert mapped["subject"]["identifier"]["value"] == "MRN-DW-A"
     assert mapped["endpoint"][0]["reference"].startswith("Endpoint/")
 
+    before = clock.now
     clock.now += 60
     again = sync_source(store, source(server, clock))  # a window poll: nothing new
     assert counts(again) == (0, 0, 0, 0)
+    same_day = window_day(before) == window_day(clock.now)
+    assert again.batches == (0 if same_day else 1)  # an idle poll rewrites no cursor
 
     extra = CtSeriesSpec(
         patient_id="MRN-DW-A",
@@ -159,3 +171,49 @@ def test_polling_lifecycle(server: orthanc.OrthancServer, store: SqlStore) -> No
     clock.now += 3600
     reconciled = sync_source(store, source(server, clock))
     assert counts(reconciled) == (0, 0, 0, 0)
+
+
+def basic_text_sr(spec: CtSeriesSpec) -> Dataset:
+    """A minimal Basic Text SR in the study (what an AI result write-back stores by STOW-RS)."""
+    sop = generate_uid()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = BASIC_TEXT_SR, sop, "SR"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = spec.study_uid, generate_uid()
+    ds.PatientID, ds.PatientName = spec.patient_id, spec.patient_name
+    ds.StudyDate, ds.StudyTime = spec.study_date, spec.study_time
+    ds.AccessionNumber, ds.SeriesNumber, ds.InstanceNumber = spec.accession_number, 900, 1
+    ds.ValueType, ds.CompletionFlag, ds.VerificationFlag = "CONTAINER", "COMPLETE", "UNVERIFIED"
+    ds.ContinuityOfContent = "SEPARATE"
+    title = Dataset()
+    title.CodeValue, title.CodingSchemeDesignator = "126000", "DCM"
+    title.CodeMeaning = "Imaging Measurement Report"
+    ds.ConceptNameCodeSequence = [title]
+    return ds
+
+
+def test_an_sr_stored_by_stow_is_synced_into_its_study(
+    server: orthanc.OrthancServer, store: SqlStore
+) -> None:
+    clock = Clock()
+    spec = CtSeriesSpec(patient_id="MRN-DW-SR", study_date=today(), slices=1)
+    stow(server, spec)
+    sync_source(store, source(server, clock))  # this study (and the module's earlier ones)
+    assert study(store, spec.study_uid)["numberOfSeries"] == 1
+    user, password = server.auth
+    pacs = pacs_client(
+        PacsSettings(profile="dicomweb", url=server.dicomweb_url, user=user, password=password)
+    )
+    try:
+        stored = pacs.store_instances([basic_text_sr(spec)])
+    finally:
+        pacs.close()
+    assert stored["00081199"]["Value"]  # ReferencedSOPSequence: the SR is in
+    clock.now += 60
+    assert counts(sync_source(store, source(server, clock))) == (0, 1, 0, 0)
+    mapped = study(store, spec.study_uid)
+    assert {m["code"] for m in mapped["modality"]} == {"CT", "SR"}
+    assert mapped["numberOfSeries"] == 2 and mapped["numberOfInstances"] == 2
