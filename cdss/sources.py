@@ -172,6 +172,7 @@ def dicomweb_source(settings: SourceSettings, pacs: PacsSettings) -> DicomwebSou
         overlap=pacs.poll_overlap,
         reconcile_interval=pacs.reconcile_interval,
         max_delete_fraction=pacs.max_delete_fraction,
+        fetchers=pacs.fetchers,
     )
 
 

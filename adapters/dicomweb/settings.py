@@ -57,6 +57,7 @@ class PacsSettings(BaseSettings):
     reconcile_interval: float = Field(
         3_600.0, gt=0, description="seconds between full listings (deletions, late arrivals)"
     )
+    fetchers: int = Field(4, ge=1, le=32, description="studies read at once by the sync")
     max_delete_fraction: float = Field(
         0.5, gt=0, le=1, description="a reconciliation deleting more than this is refused"
     )

@@ -28,8 +28,10 @@ their cursor are stored, so the next run resumes from the cursor and re-lists th
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 LIST_FIELDS = (*STUDY_FIELDS, "StudyDate", "StudyTime")
 DELETE_GUARD_MIN = 10
+_CHUNK = 64  # studies read ahead at most, with several fetchers
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class DicomwebSource:
         reconcile_interval: float = 3_600.0,
         max_delete_fraction: float = 0.5,
         clock: Callable[[], float] = time.time,
+        fetchers: int = 4,
     ) -> None:
         self.client = client
         self.base_url = base_url
@@ -94,7 +98,9 @@ class DicomwebSource:
         self.reconcile_interval = reconcile_interval
         self.max_delete_fraction = max_delete_fraction
         self.clock = clock
+        self.fetchers = max(1, fetchers)  # studies read at once (1: one by one)
         self.deviations = 0
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ the poll
 
@@ -113,8 +119,7 @@ class DicomwebSource:
             len(state.known),
         )
         batch, endpoint_sent, moved = PacsBatch(), False, full
-        for uid, listed in studies.items():
-            outcome = self._study(uid, listed, state.known)
+        for uid, outcome in self._outcomes(studies, state.known):
             if outcome is None:
                 continue
             item, count = outcome
@@ -143,6 +148,24 @@ class DicomwebSource:
             state.reconciled_at = started
         batch.cursor = state.encode()
         yield batch
+
+    def _outcomes(
+        self, studies: dict[str, DicomJson], known: dict[str, int]
+    ) -> Iterator[tuple[str, tuple[dict[str, Any] | Rejected, int] | None]]:
+        """Each listed study's outcome, in listing order. With `fetchers` > 1 a chunk of studies
+        is read at once (a PACS serves several requests in parallel); a failure raises at its
+        turn, so nothing after it is yielded, as when reading one by one."""
+        items = list(studies.items())
+        if self.fetchers == 1:
+            for uid, listed in items:
+                yield uid, self._study(uid, listed, known)
+            return
+        with ThreadPoolExecutor(self.fetchers, thread_name_prefix="pacs-fetch") as pool:
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                outcomes = pool.map(lambda item: self._study(item[0], item[1], known), chunk)
+                for (uid, _), outcome in zip(chunk, outcomes, strict=True):
+                    yield uid, outcome
 
     def _local(self, epoch: float) -> datetime:
         """The PACS's wall-clock time (DICOM dates and times are local, without a zone)."""
@@ -206,7 +229,8 @@ class DicomwebSource:
             return Rejected(f"ImagingStudy/{uid}", str(exc)), probe.count
         for deviation in mapping.deviations:
             logger.warning("pacs %s: study %s: %s", self.base_url, uid, deviation)
-        self.deviations += len(mapping.deviations)
+        with self._lock:
+            self.deviations += len(mapping.deviations)
         return mapping.resource, probe.count
 
     def _probe(self, uid: str, listed: DicomJson) -> _Probe:

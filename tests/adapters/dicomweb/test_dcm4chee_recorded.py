@@ -106,7 +106,9 @@ def stub_url() -> Iterator[tuple[Dcm4cheeStub, str]]:
 
 def pull(url: str, cursor: str | None = None) -> list[Batch]:
     client = DicomwebClient(url, backoff=0.01, page_size=10)
-    source = DicomwebSource(client, dicomweb_public_url="http://cdss/dicom-web", base_url=url)
+    source = DicomwebSource(
+        client, dicomweb_public_url="http://cdss/dicom-web", base_url=url, fetchers=1
+    )
     try:
         return list(source.pull(cursor))
     finally:
