@@ -21,6 +21,7 @@ from adapters.base import Batch, Rejected, Source
 from fhir_facade.errors import OperationOutcomeError
 from fhir_facade.store.base import Store, Unit
 from fhir_facade.sync.linker import IdentityLinker, relink
+from fhir_facade.sync.orderlinks import OrderLinker
 from fhir_facade.sync.provenance import batch_provenance, stamp
 from models.jobs import enqueue_imaging
 
@@ -85,6 +86,7 @@ def _store_batch(
 ) -> None:
     """`known`: the MRNs resolved by earlier batches of this run (see IdentityLinker)."""
     linker, changed = IdentityLinker(unit, known), []
+    OrderLinker(unit).link(batch.resources)  # the hub's order links survive re-syncs
     for resource in batch.resources:
         rtype = str(resource.get("resourceType"))
         stamp(resource, source.name, source.base_url)

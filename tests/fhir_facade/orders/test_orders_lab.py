@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
@@ -16,7 +17,7 @@ from adapters.senaite.terminology import SAMPLE_ID_SYSTEM
 from fhir_facade.orders.lab import LabRouter, make_client
 from fhir_facade.orders.worker import Worker
 from fhir_facade.store.sql_store import SqlStore
-from fhir_facade.sync.engine import sync_source
+from fhir_facade.sync.engine import cursor_key, sync_source
 from tests.fhir_facade.orders.conftest import Lis, order, read, rows, settings
 from tests.support.postgres import free_port
 
@@ -81,6 +82,43 @@ def test_published_sample_completes_the_order(
     history = fhir.get(f"/ServiceRequest/{order_id}/_history").json()
     assert [e["resource"]["status"] for e in history["entry"]] == ["completed", "active", "active"]
     assert [r.state for r in rows(store)] == ["closed"]
+    worker.close()
+
+
+def test_order_links_on_results_survive_a_resync(
+    fhir: TestClient, store: SqlStore, patient_id: str, lis: Lis, tmp_path: Path
+) -> None:
+    order_id = _sign(fhir, patient_id, "2160-0")
+    worker = Worker(store, settings(tmp_path, lis.url))
+    worker.run_once()
+    (sample,) = lis.samples()
+    lis.update({"uid": sample["uid"], "transition": "receive"})
+    (analysis,) = lis.http.get("Analysis", params={"getRequestID": sample["id"]}).json()["items"]
+    lis.update({"uid": analysis["uid"], "Result": "1.4"})
+    for step in ("submit", "verify"):
+        lis.update({"uid": analysis["uid"], "transition": step})
+    lis.update({"uid": sample["uid"], "transition": "publish"})
+    _sync(store, lis)
+    assert worker.run_once().completed == 1
+    linked = {"reference": f"ServiceRequest/{order_id}"}
+
+    def results() -> list[dict[str, Any]]:
+        found = []
+        for rtype in ("Observation", "DiagnosticReport"):
+            bundle = fhir.get(f"/{rtype}", params={"based-on": f"ServiceRequest/{order_id}"})
+            found += [e["resource"] for e in bundle.json().get("entry", [])]
+        return found
+
+    before = results()
+    assert sorted(r["resourceType"] for r in before) == ["DiagnosticReport", "Observation"]
+    with store.unit() as unit:  # re-sync everything SENAITE has, as after a cursor loss
+        unit.set_state(cursor_key("senaite"), "2000-01-01T00:00:00+00:00|0")
+    _sync(store, lis)
+    after = results()
+    assert all(linked in r["basedOn"] for r in after)
+    assert {(r["id"], r["meta"]["versionId"]) for r in after} == {
+        (r["id"], r["meta"]["versionId"]) for r in before
+    }  # re-synced as unchanged: the order link is part of what the sync maps
     worker.close()
 
 

@@ -20,7 +20,7 @@ from adapters.orthanc.source import OrthancSource
 from fhir_facade.orders.intake import ACCESSION_SYSTEM
 from fhir_facade.orders.worker import Worker
 from fhir_facade.store.sql_store import SqlStore
-from fhir_facade.sync.engine import sync_source
+from fhir_facade.sync.engine import cursor_key, sync_source
 from tests.fhir_facade.orders.conftest import order, read, rows, settings
 from tests.support import orthanc
 from tests.support.dicom import CtSeriesSpec, ct_series
@@ -127,6 +127,13 @@ def test_worklist_item_found_then_study_completes_the_order(
     based_on = studies[0]["resource"]["basedOn"]
     assert {"reference": f"ServiceRequest/{order_id}"} in based_on
     assert [r.state for r in rows(store)] == ["closed"]
+    version = studies[0]["resource"]["meta"]["versionId"]
+    with store.unit() as unit:  # re-sync everything from Orthanc's first change
+        unit.set_state(cursor_key("orthanc"), "0")
+    _sync(store, pacs)
+    again = fhir.get("/ImagingStudy", params={"identifier": accession}).json()["entry"]
+    assert {"reference": f"ServiceRequest/{order_id}"} in again[0]["resource"]["basedOn"]
+    assert again[0]["resource"]["meta"]["versionId"] == version  # the link was not dropped
     worker.close()
 
 
