@@ -8,6 +8,7 @@ launch endpoint cannot be used as an open redirector (SMART App Launch 2.2 "EHR 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,5 +49,9 @@ class SmartSettings(BaseSettings):
     cookie_secure: bool = Field(True, description="Secure cookies (SameSite=None needs it)")
     key_file: Path | None = Field(
         None, description="the app's CDS-client signing key (default: <data_dir>/smart-key.json)"
+    )
+    facade_token: Literal["delegated", "user"] = Field(
+        "delegated",
+        description="delegated: the app's own patient-bound JWT; user: the EHR's access token",
     )
     http_timeout_s: float = Field(10.0, gt=0)

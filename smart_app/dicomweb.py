@@ -27,7 +27,7 @@ from smart_app.state import SmartState
 log = logging.getLogger(__name__)
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-PASS_HEADERS = ("content-type", "content-length")
+PASS_HEADERS = ("content-type",)  # httpx decodes gzip: the length is recomputed
 DICOM_JSON = "application/dicom+json"
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from adapters.base import MRN_SYSTEM
 from smart_app.audit import audit_event, record
+from smart_app.delegation import facade_token
 from smart_app.oauth import LaunchError
 from smart_app.sessions import Session
 from smart_app.state import SmartState
@@ -53,7 +54,8 @@ class FhirAccess:
         self.base = state.facade(request)
 
     async def _headers(self) -> dict[str, str]:
-        token = await self.state.access_token(self.session)
+        base = self.state.base(self.request)
+        token = await facade_token(self.state, self.session, base, self.base)
         return {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
 
     async def _audit(self, path: str, status: int, note: str | None = None) -> None:
@@ -76,7 +78,10 @@ class FhirAccess:
         except httpx.HTTPError as exc:
             raise LaunchError(f"The FHIR server could not be reached: {exc}", 502) from None
         if response.status_code in (401, 403):
-            raise LaunchError("The FHIR server refused the session's token", response.status_code)
+            raise LaunchError(
+                f"The FHIR server refused the session's token for {path}: {_diagnostics(response)}",
+                response.status_code,
+            )
         if response.status_code == 404:
             raise LaunchError(f"{path.lstrip('/')} was not found", 404)
         if response.status_code >= 400:
@@ -87,7 +92,15 @@ class FhirAccess:
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """One resource of the session's patient; 403 (audited) when it is someone else's."""
         path = f"/{resource_type}/{resource_id}"
-        resource = await self._get(path)
+        try:
+            resource = await self._get(path)
+        except LaunchError as exc:
+            if exc.status != 404:
+                raise
+            # the facade answers a patient-bound token 404 for other patients' resources (it
+            # does not reveal they exist); either way it is not in this patient's record
+            await self._audit(path, 403, "not in the patient's compartment")
+            raise AccessDenied(f"{resource_type}/{resource_id} is not this patient's") from None
         if subject_of(resource) != self.session.patient:
             await self._audit(path, 403, "belongs to another patient")
             raise AccessDenied(f"{resource_type}/{resource_id} is not this patient's")
@@ -121,3 +134,12 @@ class FhirAccess:
                 if isinstance(i, dict) and i.get("system") == MRN_SYSTEM and i.get("value")
             )
         return self.session.mrns
+
+
+def _diagnostics(response: httpx.Response) -> str:
+    """The OperationOutcome's diagnostics (never the token), for the user and the log."""
+    try:
+        issues = response.json().get("issue", [])
+    except ValueError:
+        return str(response.status_code)
+    return "; ".join(str(i.get("diagnostics", i.get("code", ""))) for i in issues) or "refused"

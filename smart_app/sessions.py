@@ -45,6 +45,7 @@ class Session:
     encounter: str | None = None
     user: str | None = None
     app_context: dict[str, Any] | None = None
+    facade_token: tuple[str, float] | None = None  # the app's patient-bound token, expiry
     mrns: tuple[str, ...] = ()  # the patient's MRNs (DICOM PatientID), cached for the proxy
     studies: dict[str, bool] = field(default_factory=dict)  # StudyInstanceUID -> allowed
 

@@ -1,7 +1,7 @@
 // The imaging viewer: dwv (loaded without a bundler, see vendor/README.md) reading the study's
 // series through the app's patient-scoped DICOMweb proxy, window/level presets, slice scrolling
 // (wheel, buttons, arrow keys) and the AI finding drawn at its pixel on its slice.
-import {App, AppOptions, Index, ToolConfig, ViewConfig, WindowLevel} from 'dwv';
+import {App, AppOptions, Index, Point2D, ToolConfig, ViewConfig, WindowLevel} from 'dwv';
 
 // Window presets in HU (centre, width): common chest CT settings (lung, mediastinum, bone).
 const PRESETS = {lung: [-600, 1500], mediastinum: [50, 350], bone: [500, 2000]};
@@ -78,11 +78,15 @@ function drawFinding() {
     overlay.hidden = true;
     return;
   }
-  const image = app.getData(layer.getDataId()).image;
-  const spacing = image.getGeometry().getSpacing();
+  // dwv's plane positions are in pixel units of the slice (display = (index - offset) * zoom)
   const col = Number(data.findingCol) + 0.5;
   const row = Number(data.findingRow) + 0.5;
-  const pos = layer.planePosToDisplay({x: col * spacing.get(0), y: row * spacing.get(1)});
+  const shown = layer.planePosToDisplay(new Point2D(col, row));
+  const pos = {x: shown.getX(), y: shown.getY()};
+  if (pos.x === undefined || pos.y === undefined) {
+    overlay.hidden = true;
+    return;
+  }
   const prob = Number(data.findingProbability || 0).toFixed(2);
   overlay.style.left = `${pos.x}px`;
   overlay.style.top = `${pos.y}px`;
@@ -111,6 +115,7 @@ app.addEventListener('renderend', () => {
 });
 app.addEventListener('positionchange', drawFinding);
 app.addEventListener('error', (event) => {
+  console.error('dwv error', event.error && event.error.stack, event.source);
   status.textContent = `The images could not be loaded: ${event.error || event.message || 'error'}`;
   root.dataset.error = '1';
 });
@@ -140,14 +145,18 @@ root.addEventListener('keydown', (event) => {
   const key = {l: 'lung', m: 'mediastinum', b: 'bone'}[event.key];
   if (key) preset(key);
 });
-window.addEventListener('resize', () => app.onResize && app.onResize());
 
 instanceUrls()
   .then((urls) => {
     if (!urls.length) throw new Error('the series has no instances');
-    app.loadURLs(urls, {requestHeaders: [{name: 'Accept', value: ACCEPT}], withCredentials: true});
+    // The whole series in one multipart WADO-RS answer: dwv sizes its volume by the parts.
+    root.dataset.instances = String(urls.length);
+    app.loadURLs([base], {requestHeaders: [{name: 'Accept', value: ACCEPT}], withCredentials: true});
   })
   .catch((err) => {
     status.textContent = `The images could not be loaded: ${err.message}`;
     root.dataset.error = '1';
   });
+
+// For tests and the benchmark: read-only views of the viewer's state.
+window.cdssViewer = {app, currentSlice, findingSlice, drawFinding};

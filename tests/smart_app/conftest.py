@@ -1,11 +1,13 @@
-"""One SMART stack per test module (Orthanc, OpenEMR simulator, cdss) and a Chromium."""
+"""One SMART stack for the package (Orthanc, OpenEMR simulator, cdss) and one Chromium."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.smart_app import browser as chromium
 from tests.smart_app.stack import SmartStack, smart_stack
 
 
@@ -18,3 +20,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmartStack]:
         if "Orthanc is required" in str(exc):
             pytest.fail(str(exc))
         raise
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    reason = chromium.missing()
+    if reason is not None:
+        pytest.fail(reason)
+    with chromium.chromium() as b:
+        yield b

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 
 from adapters.base import MRN_SYSTEM
 from cdss.app import create_app
 from cdss.settings import load_settings
+from fhir_facade.security.settings import load_security_settings
+from fhir_facade.store.sql_store import SqlStore
 from simulators.cohort.ct import ct_series, nodule_voxel
 from simulators.cohort.model import CtStudy, Nodule, SyntheticPatient
 from simulators.openemr.app import create_openemr_app
@@ -47,6 +50,7 @@ class PatientFixture:
     series_uid: str
     nodule: tuple[int, int, int] | None  # (slice, row, col)
     sops: list[str]
+    hu: np.ndarray  # (slices, rows, cols) Hounsfield units as stored in the PACS
 
 
 @dataclass
@@ -59,6 +63,12 @@ class SmartStack:
     a: PatientFixture
     b: PatientFixture
     finding_id: str | None
+    app: Any  # the cdss ASGI app (its /smart sub-app holds the sessions)
+    store: SqlStore
+
+    def smart_state(self) -> Any:
+        mount = next(r for r in self.app.routes if getattr(r, "path", "") == "/smart")
+        return mount.app.state.smart
 
     @property
     def iss(self) -> str:
@@ -87,23 +97,13 @@ def _synthetic(mrn: str, nodule: bool, day: date) -> SyntheticPatient:
     )
 
 
-def _put(http: httpx.Client, resource: dict[str, Any]) -> dict[str, Any]:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = http.put(
-        url, content=orthanc_json(resource), headers={"Content-Type": "application/fhir+json"}
-    )
-    assert response.status_code in (200, 201), response.text
-    body: dict[str, Any] = response.json()
-    return body
+def _put(store: SqlStore, resource: dict[str, Any]) -> None:
+    """Write as the sync does: straight into the facade's store (the facade requires tokens)."""
+    with store.unit() as unit:
+        unit.update(resource)
 
 
-def orthanc_json(resource: dict[str, Any]) -> bytes:
-    return orjson.dumps(resource)
-
-
-def _seed_patient(
-    http: httpx.Client, pacs: Any, mrn: str, nodule: bool, seed: int
-) -> PatientFixture:
+def _seed_patient(store: SqlStore, pacs: Any, mrn: str, nodule: bool, seed: int) -> PatientFixture:
     synthetic = _synthetic(mrn, nodule, date(2025, 5, 20))
     datasets = ct_series(synthetic, seed)
     with httpx.Client(base_url=pacs.url, auth=pacs.auth, timeout=30) as orthanc:
@@ -115,7 +115,7 @@ def _seed_patient(
             orthanc.post("/instances", content=buf.getvalue()).raise_for_status()
     pid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"smart-test:{mrn}"))
     _put(
-        http,
+        store,
         {
             "resourceType": "Patient",
             "id": pid,
@@ -128,7 +128,7 @@ def _seed_patient(
     first = datasets[0]
     study_id = f"ct-{mrn.lower()}"
     _put(
-        http,
+        store,
         {
             "resourceType": "ImagingStudy",
             "id": study_id,
@@ -163,10 +163,11 @@ def _seed_patient(
         series_uid=str(first.SeriesInstanceUID),
         nodule=nodule_voxel(synthetic.ct) if synthetic.ct else None,
         sops=[str(d.SOPInstanceUID) for d in datasets],
+        hu=np.stack([d.pixel_array for d in datasets]).astype(np.float64),
     )
 
 
-def write_ai_result(http: httpx.Client, p: PatientFixture, probability: float) -> str:
+def write_ai_result(store: SqlStore, p: PatientFixture, probability: float) -> str:
     """The AI pipeline's output for one study, as docs/ai-findings.md specifies."""
     assert p.nodule is not None
     k, row, col = p.nodule
@@ -177,7 +178,7 @@ def write_ai_result(http: httpx.Client, p: PatientFixture, probability: float) -
     obs_id, report_id = f"ai-finding-{p.study_id}", f"ai-report-{p.study_id}"
     model = "lung-nodule@1.2.0"
     _put(
-        http,
+        store,
         {
             "resourceType": "Observation",
             "id": obs_id,
@@ -230,7 +231,7 @@ def write_ai_result(http: httpx.Client, p: PatientFixture, probability: float) -
         },
     )
     _put(
-        http,
+        store,
         {
             "resourceType": "DiagnosticReport",
             "id": report_id,
@@ -307,12 +308,37 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
                 {"iss": f"{app_base}/smart", "jku": [f"{app_base}/smart/.well-known/jwks.json"]}
             ],
         )
-        app_url = stack.enter_context(serve(create_app(settings), "/healthz", app_port))
-        with httpx.Client(base_url=app_url, timeout=30) as http:
-            a = _seed_patient(http, pacs, "MRN-SMART-A", nodule=True, seed=11)
-            b = _seed_patient(http, pacs, "MRN-SMART-B", nodule=False, seed=12)
-            finding = write_ai_result(http, a, 0.87)
-        yield SmartStack(app_url, emr_base, emr_app, pacs, reg["client_id"], a, b, finding)
+        oauth = f"{emr_base}/oauth2/default"
+        security = load_security_settings(
+            auth="required",
+            audit=False,
+            issuers=[
+                {  # OpenEMR's access tokens carry no iss and no patient: JWKS + introspection
+                    "issuer": oauth,
+                    "audiences": [reg["client_id"]],
+                    "jwks_uri": f"{oauth}/jwk",
+                    "require_iss": False,
+                    "introspection_endpoint": f"{oauth}/introspect",
+                    "client_id": reg["client_id"],
+                    "client_secret": reg["client_secret"],
+                },
+                {  # the SMART app's patient-bound tokens (smart_app/delegation.py)
+                    "issuer": f"{app_base}/smart",
+                    "audiences": [f"{app_base}/fhir"],
+                    "jwks_uri": f"{app_base}/smart/.well-known/jwks.json",
+                },
+            ],
+        )
+        app = create_app(settings, security=security)
+        app_url = stack.enter_context(serve(app, "/healthz", app_port))
+        store = SqlStore(settings.effective_database_url)
+        stack.callback(store.close)
+        a = _seed_patient(store, pacs, "MRN-SMART-A", nodule=True, seed=11)
+        b = _seed_patient(store, pacs, "MRN-SMART-B", nodule=False, seed=12)
+        finding = write_ai_result(store, a, 0.87)
+        yield SmartStack(
+            app_url, emr_base, emr_app, pacs, reg["client_id"], a, b, finding, app, store
+        )
 
 
 def _restore(saved: dict[str, str | None]) -> None:
