@@ -165,7 +165,7 @@ def test_errors_are_outcomes_and_a_failed_transaction_is_compensated(
 
 
 def test_named_state_commits_with_the_unit(tmp_path: Path, upstream: str) -> None:
-    settings = StoreSettings(store="upstream", upstream_fhir_url=upstream)  # type: ignore[arg-type]
+    settings = StoreSettings(store="upstream", upstream_fhir_url=upstream)
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}", settings)
     assert isinstance(store, UpstreamStore)
     try:
