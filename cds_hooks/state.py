@@ -14,6 +14,7 @@ from cds_hooks.recorder import Recorder
 from cds_hooks.registry import Registry
 from cds_hooks.source_health import SourceMonitor
 from cds_hooks.sources import FacadeSource
+from cdss.outbound import OutboundGuard, guarded_client
 from fhir_facade.store.base import Store
 
 
@@ -48,8 +49,10 @@ def build_state(
         from cds_hooks.services import default_registry
 
         registry = default_registry()
-    client = http or httpx.AsyncClient(
-        follow_redirects=False,
+    # outbound only to the configured clients' fhirServers and jku hosts, never redirected
+    allowed = [u for c in config.auth.clients for u in (*c.fhir_servers, *c.jku)]
+    client = http or guarded_client(
+        OutboundGuard.from_urls(allowed),
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
     )
     auth = Authenticator(config.auth, client) if config.auth.mode == "required" else None

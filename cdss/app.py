@@ -24,6 +24,7 @@ from fhir_facade.api.state import FacadeState
 from fhir_facade.audit import AuditSink, NullSink, RecorderSink
 from fhir_facade.orders import runtime as orders_runtime
 from fhir_facade.search.query import Limits
+from fhir_facade.security import redact
 from fhir_facade.security.install import secure
 from fhir_facade.security.settings import (
     SecuritySettings,
@@ -116,6 +117,7 @@ def create_app(
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
     try:
         security = security or load_security_settings()  # CDSS_FHIR_* (fhir_facade.security)
+        redact.install()  # no token or secret in any log record, whoever logs it
         audit: AuditSink = RecorderSink(cds.recorder) if security.audit else NullSink()
         secured = secure(
             create_facade(facade_state(settings, store)),

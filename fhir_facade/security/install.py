@@ -52,7 +52,7 @@ def secure(
     verifier = TokenVerifier(settings, http) if settings.auth == "required" else None
     if verifier is None:
         log.warning(
-            "FHIR facade authentication is DISABLED (CDSS_FHIR_AUTH=disabled): "
+            "the FHIR facade runs WITHOUT authentication (CDSS_FHIR_AUTH=disabled): "
             "development only, bound to %s",
             bind_host,
         )
