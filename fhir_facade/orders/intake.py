@@ -131,34 +131,86 @@ def before_create(unit: Unit, resource: dict[str, Any]) -> StoredResource | None
     return already_ordered(unit, resource)
 
 
+def _routing(
+    unit: Unit, resource: Mapping[str, Any], order_id: str
+) -> tuple[outbox.Target, str, dict[str, Any]]:
+    """Where the order goes (target, ClientSampleID/accession) and what routing needs."""
+    kind, mrn, patient = validate(unit, resource)
+    target: outbox.Target = "lab" if isinstance(kind, LabOrder) else "imaging"
+    key = order_id if target == "lab" else accession_for(order_id)
+    payload = {
+        "mrn": mrn,
+        "name": _name(patient),
+        "birthDate": patient.get("birthDate"),
+        "gender": patient.get("gender"),
+        "priority": resource.get("priority", "routine"),
+        "occurrence": resource.get("occurrenceDateTime"),
+    }
+    if isinstance(kind, LabOrder):
+        payload["keywords"] = list(kind.keywords)
+    else:
+        o = kind.orderable
+        payload["procedure"] = {"code": o.code, "system": o.system, "display": o.display}
+        payload["modality"] = o.modality
+    return target, key, payload
+
+
+def _what(target: str, payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the downstream system is asked to do: a change here is a new routing."""
+    procedure = payload.get("procedure") or {}
+    return (
+        target,
+        tuple(payload.get("keywords") or ()),
+        procedure.get("code"),
+        procedure.get("system"),
+    )
+
+
 def after_write(unit: Unit, stored: StoredResource) -> None:
-    """Queue a newly written active order, or a cancel for a revoked one, in the same unit."""
+    """Queue a newly written active order, or a cancel for a revoked one, in the same unit;
+    an edit that changes what is ordered is re-routed or refused (`edit`)."""
     if stored.resource_type != "ServiceRequest" or stored.content is None:
         return
     resource = orjson.loads(stored.content)
     conn = connection(unit)
     row = outbox.get(conn, stored.id)
     if row is None and is_order(resource):
-        kind, mrn, patient = validate(unit, resource)
-        target: outbox.Target = "lab" if isinstance(kind, LabOrder) else "imaging"
-        key = stored.id if target == "lab" else accession_for(stored.id)
-        payload = {
-            "mrn": mrn,
-            "name": _name(patient),
-            "birthDate": patient.get("birthDate"),
-            "gender": patient.get("gender"),
-            "priority": resource.get("priority", "routine"),
-            "occurrence": resource.get("occurrenceDateTime"),
-        }
-        if isinstance(kind, LabOrder):
-            payload["keywords"] = list(kind.keywords)
-        else:
-            o = kind.orderable
-            payload["procedure"] = {"code": o.code, "system": o.system, "display": o.display}
-            payload["modality"] = o.modality
+        target, key, payload = _routing(unit, resource, stored.id)
         outbox.enqueue(conn, stored.id, target, key, orjson.dumps(payload).decode())
     elif row is not None and resource.get("status") == "revoked":
         cancel(conn, row)
+    elif row is not None and is_order(resource):
+        edit(unit, conn, row, resource)
+
+
+def edit(unit: Unit, conn: Connection, row: outbox.Row, resource: Mapping[str, Any]) -> None:
+    """A PUT of an active order. Same tests/procedure: nothing to route. Changed, and not yet
+    delivered: the queued row is re-routed with the new content. Changed after delivery: the
+    lab may have received and started the sample (the modality may have acquired the study),
+    and the hub cannot undo that inside this request, so the PUT is refused (422, nothing
+    stored) with the way out: revoke this order, which cancels downstream or says why not,
+    and place a new one."""
+    target, key, payload = _routing(unit, resource, row.order_id)
+    if _what(target, payload) == _what(row.target, orjson.loads(row.payload)):
+        return
+    if row.state == "queued" and row.external_uid is None and row.external_id is None:
+        outbox.set_state(
+            conn, row.order_id, "queued", target=target, key=key,
+            payload=orjson.dumps(payload).decode(), attempts=0, next_at=outbox.now_us(),
+            last_error=None,
+        )  # fmt: skip
+        return
+    where = {
+        "lab": f"the lab (SENAITE sample {row.external_id or row.key})",
+        "imaging": f"the modality worklist (accession {row.key})",
+    }.get(row.target, row.target)
+    state = "delivered to" if row.state == "routed" else f"{row.state} at"
+    raise _reject(
+        f"ServiceRequest/{row.order_id} is already {state} {where}, which may have started "
+        "work on it; its code cannot be changed. Revoke it (status=revoked) and place a new "
+        "order.",
+        "ServiceRequest.code",
+    )
 
 
 def after_delete(unit: Unit, resource_type: str, id: str) -> None:

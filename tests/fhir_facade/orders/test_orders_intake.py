@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi.testclient import TestClient
 
 from fhir_facade.orders import hook
@@ -145,3 +146,35 @@ def test_with_the_hook_off_the_facade_is_plain_fhir(fhir: TestClient, store: Sql
     hook.install(False)
     assert fhir.post("/ServiceRequest", json=order("nobody", "12345-6")).status_code == 201
     assert rows(store) == []
+
+
+def test_editing_a_queued_order_reroutes_it(
+    fhir: TestClient, store: SqlStore, patient_id: str
+) -> None:
+    created = fhir.post("/ServiceRequest", json=order(patient_id, "2160-0")).json()
+    (before,) = rows(store)
+    changed = {**created, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}}
+    answer = fhir.put(f"/ServiceRequest/{created['id']}", json=changed)
+    assert answer.status_code == 200, answer.text
+    (after,) = rows(store)
+    assert orjson.loads(before.payload)["keywords"] == ["CREA"]
+    assert orjson.loads(after.payload)["keywords"] == ["HGB"]
+    assert (after.state, after.target, after.key) == ("queued", "lab", created["id"])
+    to_ct = {**changed, "code": {"coding": [{"system": "http://loinc.org", "code": "29252-4"}]}}
+    assert fhir.put(f"/ServiceRequest/{created['id']}", json=to_ct).status_code == 200
+    (imaging,) = rows(store)
+    assert imaging.target == "imaging" and imaging.key.startswith("A")  # now an accession
+    note = {**to_ct, "note": [{"text": "patient is claustrophobic"}]}
+    assert fhir.put(f"/ServiceRequest/{created['id']}", json=note).status_code == 200
+    assert rows(store) == [imaging]  # same procedure: nothing re-routed
+
+
+def test_an_edit_to_an_unknown_code_is_refused(
+    fhir: TestClient, store: SqlStore, patient_id: str
+) -> None:
+    created = fhir.post("/ServiceRequest", json=order(patient_id, "2160-0")).json()
+    bad = {**created, "code": {"coding": [{"system": "http://loinc.org", "code": "0000-0"}]}}
+    answer = fhir.put(f"/ServiceRequest/{created['id']}", json=bad)
+    assert answer.status_code == 422
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert read(fhir, created["id"])["code"]["coding"][0]["code"] == "2160-0"

@@ -122,6 +122,29 @@ def test_order_links_on_results_survive_a_resync(
     worker.close()
 
 
+def test_editing_a_delivered_order_is_refused_with_the_way_out(
+    fhir: TestClient, store: SqlStore, patient_id: str, lis: Lis, tmp_path: Path
+) -> None:
+    order_id = _sign(fhir, patient_id, "2160-0")
+    worker = Worker(store, settings(tmp_path, lis.url))
+    assert worker.run_once().routed == 1
+    current = read(fhir, order_id)
+    changed = {**current, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}}
+    answer = fhir.put(f"/ServiceRequest/{order_id}", json=changed)
+    assert answer.status_code == 422
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    text = outcome["issue"][0]["diagnostics"]
+    (sample,) = lis.samples()
+    assert sample["id"] in text and "Revoke it" in text
+    assert read(fhir, order_id)["meta"]["versionId"] == current["meta"]["versionId"]
+    same = {**current, "note": [{"text": "fasting"}]}
+    assert fhir.put(f"/ServiceRequest/{order_id}", json=same).status_code == 200
+    assert [r.state for r in rows(store)] == ["routed"]
+    assert worker.run_once().routed == 0 and len(lis.samples()) == 1
+    worker.close()
+
+
 def test_a_sample_cancelled_in_the_lab_revokes_the_order(
     fhir: TestClient, store: SqlStore, patient_id: str, lis: Lis, tmp_path: Path
 ) -> None:
