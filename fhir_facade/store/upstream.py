@@ -199,7 +199,7 @@ class UpstreamUnit:
     # -- search ---------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchPage:
         position = query.after if query.after is not None else query.before
-        if position is not None:  # a cursor holds the upstream's own link for that page
+        if position is not None:  # a cursor holds the upstream's own link, relative to its base
             reply = self.client.call("GET", str(position[-1]))
         else:
             reply = self.client.call("GET", query.resource_type, params=upstream_params(query))
@@ -212,11 +212,12 @@ class UpstreamUnit:
             mode = (entry.get("search") or {}).get("mode", "match")
             (page.included if mode == "include" else page.matches).append(stored_from(resource))
         pad = (None,) * len(query.sort)
-        links = {str(x.get("relation")): str(x.get("url")) for x in bundle.get("link") or []}
-        if links.get("next"):
-            page.next_position = (*pad, links["next"])
-        if links.get("previous") or links.get("prev"):
-            page.previous_position = (*pad, links.get("previous") or links["prev"])
+        nxt = self.client.relative(_link(bundle, "next"))
+        if nxt is not None:
+            page.next_position = (*pad, nxt)
+        prev = self.client.relative(_link(bundle, "previous") or _link(bundle, "prev"))
+        if prev is not None:
+            page.previous_position = (*pad, prev)
         return page
 
     # -- history --------------------------------------------------------------------------
@@ -239,12 +240,12 @@ class UpstreamUnit:
         reply = self.client.call("GET", path, params=params)
         offset = int(after[0]) if after is not None else 0  # type: ignore[call-overload]
         for _ in range(offset // count):
-            nxt = _link(reply.body, "next")
+            nxt = self.client.relative(_link(reply.body, "next"))
             if nxt is None:
                 return HistoryPage([])
             reply = self.client.call("GET", nxt)
         entries = [history_entry(e) for e in (reply.body or {}).get("entry") or []]
-        more = _link(reply.body, "next") is not None
+        more = self.client.relative(_link(reply.body, "next")) is not None
         return HistoryPage(entries, next_position=(offset + count, 0) if more else None)
 
     # -- named state (sync cursors) -------------------------------------------------------
@@ -312,6 +313,8 @@ def upstream_params(query: SearchQuery) -> list[tuple[str, str]]:
             raw = ",".join(_reference(val) for val in crit.values)
         out.append((key, raw))
     out.append(("_count", str(query.count)))
+    if query.total == "accurate" and not any(k == "_total" for k, _ in out):
+        out.append(("_total", "accurate"))  # the facade's default; HAPI may omit it otherwise
     return out
 
 

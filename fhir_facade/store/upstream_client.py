@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
@@ -61,7 +61,10 @@ class UpstreamClient(SyncFHIRClient):
     ) -> Reply:
         """One request; raises OperationOutcomeError for anything but a 2xx."""
         try:
-            url = self._build_request_url(path, None).rstrip("?")
+            if path.startswith("?"):  # a paging link on the base itself (HAPI's _getpages)
+                url = f"{self.url}{path}"
+            else:
+                url = self._build_request_url(path, None).rstrip("?")
         except ValueError:  # an absolute link outside the upstream's base
             msg = f"the upstream returned a link outside its base: {path}"
             raise _upstream_error(502, msg) from None
@@ -85,6 +88,25 @@ class UpstreamClient(SyncFHIRClient):
         if response.is_success:
             return Reply(response.status_code, response.headers, parsed)
         raise _as_error(method, path, response.status_code, parsed)
+
+    def relative(self, link: str | None) -> str | None:
+        """An upstream paging link as a path below the upstream's base, or None.
+
+        Cursors keep only this part: clients never see the internal host, and a link is only
+        ever followed on the configured server. A server that reports its address differently
+        (a public name, another scheme) is matched by the base's path.
+        """
+        if not link:
+            return None
+        base, parts = urlsplit(self.url), urlsplit(link)
+        if parts.scheme and parts.scheme not in ("http", "https"):
+            return None
+        root = base.path.rstrip("/")
+        if not (parts.path == root or parts.path.startswith(root + "/")):
+            log.warning("upstream paging link outside its base path ignored: %s", link)
+            return None
+        rest = parts.path[len(root) :].lstrip("/")
+        return f"{rest}?{parts.query}" if parts.query else rest
 
     def check(self) -> None:
         self.call("GET", "metadata", params=[("_summary", "true")])

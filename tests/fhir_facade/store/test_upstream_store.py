@@ -7,9 +7,11 @@ reach the client as OperationOutcomes, and an unreachable upstream is a 503.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from cdss.settings import load_settings
 from fhir_facade.store.config import StoreSettings
 from fhir_facade.store.factory import open_store
 from fhir_facade.store.upstream import UpstreamStore
+from fhir_facade.store.upstream_client import UpstreamClient
 from tests.fhir_facade import factories as f
 from tests.support.server import serve
 
@@ -108,6 +111,9 @@ def test_search_paging_and_references(front: TestClient, upstream: str) -> None:
     page = first
     while (nxt := f.link(page, "next")) is not None:
         assert nxt.startswith("http://testserver/fhir/Observation?_cursor=")  # front's links
+        token = nxt.partition("_cursor=")[2]
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        assert urlsplit(upstream).netloc.encode() not in raw  # no internal host in cursors
         page = f.search(front, f.local(nxt)[len("/fhir/") :])
         seen += f.ids(page)
     assert len(seen) == len(set(seen)) == 5
@@ -226,3 +232,19 @@ def test_upstream_failure_is_502_and_unreachable_is_503(
         assert resp.headers["retry-after"] == "5"
         _gateway_outcome(client.get("/fhir/Patient", params={"name": "x"}), 503)
         assert client.get("/readyz").status_code == 503
+
+
+def test_paging_links_are_kept_relative_to_the_upstream_base() -> None:
+    client = UpstreamClient("http://hapi:8080/fhir")
+    try:
+        rel = client.relative
+        assert (
+            rel("http://hapi:8080/fhir?_getpages=abc&_getpagesoffset=20")
+            == "?_getpages=abc&_getpagesoffset=20"
+        )
+        assert rel("https://public.example/fhir/Patient?_cursor=x") == "Patient?_cursor=x"
+        assert rel("http://hapi:8080/other/Patient?x=1") is None  # outside the base path
+        assert rel("file:///fhir/etc/passwd") is None
+        assert rel(None) is None
+    finally:
+        client.close()
