@@ -31,8 +31,13 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _serve(settings: Settings) -> None:
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:  # e.g. CDSS_FHIR_AUTH=disabled off loopback
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -86,8 +91,10 @@ def demo(
     import threading
 
     from cdss.demo import demo_stack, seed_and_sync
+    from fhir_facade.security.settings import demo_auth_default
 
     settings = _settings(port=port)
+    auth_line = demo_auth_default()  # synthetic data on loopback: no tokens unless configured
     base = f"http://{settings.host}:{settings.port}"
     with demo_stack(settings.data_dir, settings.host, settings.port) as stack:
         typer.echo(f"seeding {patients} synthetic patients into the sources and syncing...")
@@ -103,6 +110,7 @@ def demo(
             "CDSS_CDS_AUTH=disabled for local trials)"
         )
         typer.echo(f"  health            {base}/healthz  {base}/readyz")
+        typer.echo(auth_line)
         typer.echo(f"  OpenEMR (sim)     {stack.openemr_url}/apis/default/fhir  (admin / pass)")
         typer.echo(f"  SENAITE (sim)     {stack.senaite_url}/@@API/senaite/v1  (admin / admin)")
         pacs = stack.orthanc_url or "not installed: apt-get install orthanc orthanc-dicomweb"

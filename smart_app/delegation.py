@@ -22,7 +22,7 @@ from smart_app.sessions import Session
 from smart_app.state import SmartState
 
 LIFETIME_S = 300
-SCOPE = "patient/*.rs"
+SCOPE = "patient/*.rs patient/ServiceRequest.c"  # read the record, sign orders
 
 
 def app_issuer(base: str) -> str:

@@ -124,6 +124,28 @@ class FhirAccess:
         await self._audit(f"/{resource_type}?{key}={value}", 200)
         return [r for r in found if subject_of(r) == patient]
 
+    async def create(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """POST a resource of the session's patient (signed orders); the stored resource."""
+        rtype = str(resource.get("resourceType"))
+        if subject_of(resource) != self.session.patient:
+            raise AccessDenied("An order can only be placed for the patient in context")
+        headers = {**await self._headers(), "Content-Type": "application/fhir+json"}
+        headers["Prefer"] = "return=representation"
+        try:
+            response = await self.state.http.post(
+                f"{self.base}/{rtype}", json=resource, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise LaunchError(f"The FHIR server could not be reached: {exc}", 502) from None
+        await self._audit(f"/{rtype}", response.status_code, "create")
+        if response.status_code not in (200, 201):
+            raise LaunchError(
+                f"The order was refused: {_diagnostics(response)}",
+                422 if response.status_code < 500 else 502,
+            )
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
     async def mrns(self) -> tuple[str, ...]:
         """The patient's MRNs: what DICOM PatientID holds (adapters.base.MRN_SYSTEM)."""
         if not self.session.mrns:

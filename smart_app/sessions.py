@@ -48,6 +48,9 @@ class Session:
     facade_token: tuple[str, float] | None = None  # the app's patient-bound token, expiry
     mrns: tuple[str, ...] = ()  # the patient's MRNs (DICOM PatientID), cached for the proxy
     studies: dict[str, bool] = field(default_factory=dict)  # StudyInstanceUID -> allowed
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # draft ServiceRequests
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # last cards, by uuid
+    signed: list[str] = field(default_factory=list)  # ServiceRequest ids signed here
 
     @property
     def authorized(self) -> bool:

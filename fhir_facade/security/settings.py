@@ -121,3 +121,21 @@ def load_security_settings(**overrides: Any) -> SecuritySettings:
             f"  CDSS_FHIR_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         ]
         raise SecuritySettingsError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def demo_auth_default() -> str:
+    """For `cdss demo` (synthetic data, loopback): unless CDSS_FHIR_AUTH is set (environment or
+    .env), the facade runs without authentication. Returns the line to show the operator."""
+    import os
+
+    try:
+        explicit = "auth" in SecuritySettings().model_fields_set
+    except ValidationError:
+        explicit = True  # a broken setting: let the app's start report it
+    if not explicit:
+        os.environ["CDSS_FHIR_AUTH"] = "disabled"
+        return (
+            "  FHIR auth         disabled for the demo (loopback only); "
+            "CDSS_FHIR_AUTH=required and CDSS_FHIR_ISSUERS require tokens"
+        )
+    return f"  FHIR auth         {os.environ.get('CDSS_FHIR_AUTH', 'from .env')} (CDSS_FHIR_AUTH)"

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,46 @@ def write_ai_result(store: SqlStore, p: PatientFixture, probability: float) -> s
     return obs_id
 
 
+def write_egfr(store: SqlStore, patient: str, value: float) -> None:
+    """A recent eGFR (LOINC 98979-8, CKD-EPI 2021) as the LIS sync leaves it."""
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    _put(
+        store,
+        {
+            "resourceType": "Observation",
+            "id": f"egfr-{patient}",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": "http://loinc.org",
+                        "code": "98979-8",
+                        "display": "eGFR (CKD-EPI 2021)",
+                    }
+                ]
+            },
+            "subject": {"reference": f"Patient/{patient}"},
+            "effectiveDateTime": when.isoformat(),
+            "valueQuantity": {
+                "value": value,
+                "unit": "mL/min/{1.73_m2}",
+                "system": "http://unitsofmeasure.org",
+                "code": "mL/min/{1.73_m2}",
+            },
+        },
+    )
+
+
 @contextmanager
 def smart_stack(tmp: Path) -> Iterator[SmartStack]:
     reason = orthanc_support.available()
@@ -336,6 +376,8 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
         a = _seed_patient(store, pacs, "MRN-SMART-A", nodule=True, seed=11)
         b = _seed_patient(store, pacs, "MRN-SMART-B", nodule=False, seed=12)
         finding = write_ai_result(store, a, 0.87)
+        write_egfr(store, a.id, 24.0)  # below 30: contrast CT needs a warning (ACR-NKF)
+        write_egfr(store, b.id, 88.0)
         yield SmartStack(
             app_url, emr_base, emr_app, pacs, reg["client_id"], a, b, finding, app, store
         )
