@@ -66,6 +66,10 @@ class SmartStack:
     app: Any  # the cdss ASGI app (its /smart sub-app holds the sessions)
     store: SqlStore
 
+    @property
+    def store_url(self) -> str:
+        return self.store.reader.url.render_as_string(hide_password=False)
+
     def smart_state(self) -> Any:
         mount = next(r for r in self.app.routes if getattr(r, "path", "") == "/smart")
         return mount.app.state.smart
@@ -332,6 +336,8 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
             "CDSS_SMART_DICOMWEB_USER": pacs.auth[0],
             "CDSS_SMART_DICOMWEB_PASSWORD": pacs.auth[1],
             "CDSS_SMART_KEY_FILE": str(tmp / "smart-key.json"),
+            "CDSS_ORDERS_ENABLED": "true",  # intake validates and queues signed orders
+            "CDSS_ORDERS_WORKER": "false",  # routing to SENAITE/worklists is tested in issue 5
             "CDSS_SMART_SCOPES_V2": " ".join(
                 s for s in SCOPES.split() if s not in {"offline_access", "launch/patient"}
             ),

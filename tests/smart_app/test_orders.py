@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
+from fhir_facade.orders import outbox
 from fhir_facade.search.query import parse_search
 from tests.smart_app.flow import Launched, launch
 from tests.smart_app.stack import SmartStack
@@ -65,6 +67,12 @@ def test_low_egfr_contrast_ct_warns_and_the_suggestion_changes_the_order(
     (signed,) = state["signed"]
     assert signed["text"] == "CT Chest WO contrast" and signed["status"] == "active"
     assert state["drafts"] == []
+    # routed: the order intake queued it for the modality worklist, under an accession number
+    engine = create_engine(stack.store_url)
+    with engine.connect() as conn:
+        row = outbox.get(conn, signed["id"])
+    engine.dispose()
+    assert row is not None and row.target == "imaging" and row.state == "queued"
 
 
 def test_a_forged_suggestion_is_refused(stack: SmartStack, http: httpx.Client) -> None:
