@@ -150,7 +150,8 @@ async def call_service(request: Request, state: CdsState) -> Response:
     except Exception as exc:
         response = error_response(exc)
         status = response.status_code
-    _record(state, client, service_id, hook_request, cards, status)
+    address = request.client.host if request.client else None
+    _record(state, client, service_id, hook_request, cards, status, address)
     known = state.registry.known(service_id)  # a label never takes a client's free text
     HOOK_SECONDS.labels(
         service_id if known else "unknown",
@@ -187,6 +188,7 @@ def _record(
     request: HookRequest | None,
     cards: list[Card],
     status: int,
+    address: str | None = None,
 ) -> None:
     """Queue the call's AuditEvent and issued cards for the recorder (written after the
     response, in batches); nothing here waits on the database."""
@@ -211,6 +213,7 @@ def _record(
         patient_id=request.patient_id if request else None,
         user_id=request.user_id if request else None,
         details=[("cards", ",".join(c.uuid for c in cards)), ("status", str(status))],
+        address=address,
     )
     state.recorder.submit(Record(event, rows))
 
@@ -251,6 +254,7 @@ async def feedback(request: Request, state: CdsState) -> Response:
         client=client,
         service_id=service_id,
         details=[("new", str(stored)), ("status", str(status))],
+        address=request.client.host if request.client else None,
     )
     state.recorder.submit(Record(event))
     return response

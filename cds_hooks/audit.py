@@ -36,6 +36,7 @@ def audit_event(
     user_id: str | None = None,
     details: Sequence[tuple[str, str]] = (),
     description: str | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """The AuditEvent (R4) as a dict; `event` is cds-service-call or cds-feedback."""
     agents: list[dict[str, Any]] = [
@@ -47,6 +48,7 @@ def audit_event(
             },
             "requestor": True,
             **({"altId": client.tenant} if client.tenant else {}),
+            **({"network": {"address": address, "type": "2"}} if address else {}),
         }
     ]
     if user_id:
