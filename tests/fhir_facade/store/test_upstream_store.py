@@ -19,13 +19,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from adapters.base import Batch
 from cdss.app import create_app
 from cdss.settings import load_settings
 from fhir_facade.store.config import StoreSettings
 from fhir_facade.store.factory import open_store
 from fhir_facade.store.upstream import UpstreamStore
 from fhir_facade.store.upstream_client import UpstreamClient
+from fhir_facade.sync.engine import cursor_key, sync_source
 from tests.fhir_facade import factories as f
+from tests.fhir_facade.sync.test_sync_engine import ScriptedSource, patient, result
 from tests.support.server import serve
 
 
@@ -248,3 +251,48 @@ def test_paging_links_are_kept_relative_to_the_upstream_base() -> None:
         assert rel(None) is None
     finally:
         client.close()
+
+
+def test_sync_writes_through_idempotently_and_links_by_mrn(tmp_path: Path, upstream: str) -> None:
+    """The sync engine on the upstream store: batches with their cursor, no new versions for a
+    redelivered record, an MRN reference linked to the patient stored in the upstream."""
+    settings = StoreSettings(store="upstream", upstream_fhir_url=upstream)  # type: ignore[arg-type]
+    store = open_store(f"sqlite:///{tmp_path / 'sync.db'}", settings)
+    try:
+        batches = [Batch([patient("A")], cursor="1"), Batch([result("A", 1)], cursor="2")]
+        first = sync_source(store, ScriptedSource("emr", batches))
+        assert first.counts["Patient"].created == 1 and first.counts["Observation"].created == 1
+        again = sync_source(store, ScriptedSource("emr2", [Batch([result("A", 1)], cursor=None)]))
+        assert again.counts["Observation"].updated == 1  # another source's tag: a change
+        same = sync_source(store, ScriptedSource("emr2", [Batch([result("A", 1)], cursor=None)]))
+        assert same.counts["Observation"].unchanged == 1
+        with store.read_unit() as unit:
+            assert unit.get_state(cursor_key("emr")) == "2"
+        pid = patient("A")["id"]
+        bundle = _direct(upstream, f"Observation?patient={pid}").json()
+        assert bundle["total"] == 1
+        assert bundle["entry"][0]["resource"]["meta"]["versionId"] == "2"
+    finally:
+        store.close()
+
+
+def test_transaction_and_conditional_create(front: TestClient, upstream: str) -> None:
+    urn = "urn:uuid:0b6b3e2c-5d1a-4c1e-9a57-3f1f0f6f7a10"
+    done = f.transaction(
+        front,
+        [
+            f.post_entry(f.patient("Tx", identifier=[f.identifier("TX-9")]), urn),
+            f.post_entry(f.observation(urn)),
+        ],
+    )
+    pid = done["entry"][0]["resource"]["id"]
+    obs_id = done["entry"][1]["resource"]["id"]
+    stored = _direct(upstream, f"Observation/{obs_id}").json()
+    assert stored["subject"]["reference"] == f"Patient/{pid}"  # urn replaced by the id
+    again = front.post(
+        "/fhir/Patient",
+        json=f.patient("Tx"),
+        headers={"If-None-Exist": f"identifier={f.MRN}|TX-9"},
+    )
+    assert f.json_of(again, 200)["id"] == pid  # conditional create found it in the upstream
+    assert _direct(upstream, "Patient?identifier=TX-9").json()["total"] == 1
