@@ -5,24 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cds_hooks.api import create_router
 from cds_hooks.config import AuthConfig, CdsConfig, ClinicalOptions, TrustedClient
 from cds_hooks.prefetch import FetchPolicy
+from cds_hooks.services import oncology_risk
 from cds_hooks.state import build_state
 from cdss import __version__
 from cdss.observability import metrics
 from cdss.observability.health import SourceHealth, probe_targets
 from cdss.observability.middleware import Observability
 from cdss.settings import Settings, SettingsError
-from fhir_facade.api.app import create_facade
+from fhir_facade.api.app import create_facade, http_error_outcome
 from fhir_facade.api.state import FacadeState
 from fhir_facade.audit import AuditSink, NullSink, RecorderSink
 from fhir_facade.orders import runtime as orders_runtime
+from models.imaging import runtime as imaging_runtime
 from fhir_facade.search.query import Limits
 from fhir_facade.security import redact
 from fhir_facade.security.install import secure
@@ -33,6 +37,8 @@ from fhir_facade.security.settings import (
 )
 from fhir_facade.store.base import Store
 from fhir_facade.store.factory import open_store
+from models.api import LoadedModels, create_models_router
+from models.registry import ModelRegistry, ModelSettings
 from smart_app.app import create_smart
 
 
@@ -114,7 +120,10 @@ def create_app(
     the configured CDSS_OPENEMR_URL, CDSS_SENAITE_URL and CDSS_ORTHANC_URL."""
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     orders_runtime.attach(store)  # off unless CDSS_ORDERS_ENABLED (issue 5)
+    imaging_runtime.attach(store)  # off unless CDSS_IMAGING_ENABLED (issue 7)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
+    models = LoadedModels(ModelRegistry(ModelSettings().dir))  # loaded once (issue 7)
+    oncology_risk.register(cds.registry, oncology_risk.load(models, cds.config.base_url))
     try:
         security = security or load_security_settings()  # CDSS_FHIR_* (fhir_facade.security)
         redact.install()  # no token or secret in any log record, whoever logs it
@@ -153,6 +162,8 @@ def create_app(
     app.add_middleware(Observability)  # inside FhirBasePath: it sees the rewritten /fhir/
     app.add_middleware(FhirBasePath)
     app.include_router(create_router(cds))
+    app.include_router(create_models_router(models))  # model cards at /models
+    app.state.models = models
     app.mount("/smart", smart)
     app.mount("/dicom-web", dicomweb)
     app.state.cds = cds
@@ -173,6 +184,12 @@ def create_app(
         sources = health.report()
         status = "degraded" if health.down() else "ready"
         return JSONResponse({"status": status, "database": "ok", "sources": sources})
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
+            return http_error_outcome(exc)  # a path the /fhir mount could not take
+        return await http_exception_handler(request, exc)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -22,6 +22,16 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
 
 
+def http_error_outcome(exc: HTTPException) -> Response:
+    """A framework error (no route, wrong method) as an OperationOutcome. The app routes paths
+    the mount cannot take (e.g. a %0A in an id: the mount's pattern stops at a line break) here
+    too, so a FHIR client never gets a bare JSON error under /fhir."""
+    code = _HTTP_CODES.get(exc.status_code, "processing")
+    issue = errors.Issue(code, str(exc.detail))
+    headers = dict(exc.headers or {})  # a 405 must say what is Allowed
+    return http.outcome_response(errors.OperationOutcomeError(exc.status_code, [issue], headers))
+
+
 def create_facade(state: FacadeState) -> FastAPI:
     app = FastAPI(
         title="FHIR R4 facade", openapi_url="/openapi.json", docs_url=None, redoc_url=None
@@ -35,12 +45,7 @@ def create_facade(state: FacadeState) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def on_http(_request: Request, exc: HTTPException) -> Response:
-        code = _HTTP_CODES.get(exc.status_code, "processing")
-        issue = errors.Issue(code, str(exc.detail))
-        headers = dict(exc.headers or {})  # a 405 must say what is Allowed
-        return http.outcome_response(
-            errors.OperationOutcomeError(exc.status_code, [issue], headers)
-        )
+        return http_error_outcome(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_request: Request, exc: RequestValidationError) -> Response:
