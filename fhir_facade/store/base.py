@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from sqlalchemy import Engine
+
 from fhir_facade.search.query import SearchQuery
 
 Method = Literal["POST", "PUT", "DELETE"]
@@ -118,3 +120,15 @@ class Store(Protocol):
         """Raise when the store cannot serve (readiness)."""
 
     def close(self) -> None: ...
+
+
+class SqlBackedStore(Store, Protocol):
+    """A store whose non-FHIR tables (sync cursors, order outbox, imaging job queue) live in a
+    SQL database: `writer` and `reader` are its engines. SqlStore keeps everything there; the
+    upstream store keeps FHIR resources in the upstream server and only these tables here."""
+
+    @property
+    def writer(self) -> Engine: ...
+
+    @property
+    def reader(self) -> Engine: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from fhir_facade.store.base import Store
+from fhir_facade.store.base import SqlBackedStore
 from fhir_facade.store.config import StoreSettings
 from fhir_facade.store.sql_store import SqlStore
 from fhir_facade.store.upstream import UpstreamStore
@@ -14,7 +14,7 @@ from fhir_facade.store.upstream_client import UpstreamClient
 log = logging.getLogger(__name__)
 
 
-def open_store(database_url: str, settings: StoreSettings | None = None) -> Store:
+def open_store(database_url: str, settings: StoreSettings | None = None) -> SqlBackedStore:
     settings = settings or StoreSettings()
     if settings.store == "sql":
         return SqlStore(database_url)

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from fhir_facade import errors
 from fhir_facade.search import values as v
@@ -349,6 +349,15 @@ class UpstreamStore:
         unit = UpstreamUnit(self.client, self.state, writes=False)
         with unit.scope:
             yield unit
+
+    @property
+    def writer(self) -> Engine:
+        """The local SQL database's engine (the job queue and outbox tables; SqlBackedStore)."""
+        return self.state.writer
+
+    @property
+    def reader(self) -> Engine:
+        return self.state.reader
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return UpstreamUnit(self.client, self.state).read(resource_type, id)
