@@ -18,7 +18,6 @@ AuditEvent: read by admins only, written by nobody through the API.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -27,102 +26,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_facade import errors
-from fhir_facade.audit import Actor, AuditSink, Event, build_event
-from fhir_facade.security import bounds
+from fhir_facade.audit import AuditSink
+from fhir_facade.security import asgi, bounds
+from fhir_facade.security.auditing import FacadeAudit
 from fhir_facade.security.compartment import belongs_to, restriction
 from fhir_facade.security.filtering import filter_bundle, visible
-from fhir_facade.security.operations import Operation, classify
+from fhir_facade.security.operations import Operation, Plan, classify
 from fhir_facade.security.scopes import AUDIT_TYPE, Access
 from fhir_facade.security.settings import SecuritySettings
+from fhir_facade.security.smart import security_statement
 from fhir_facade.security.tokens import TokenRejected, TokenVerifier
 from fhir_facade.store.base import Store
 
 log = logging.getLogger(__name__)
-REALM = 'Bearer realm="cdss-fhir"'
+_METADATA = Operation("capabilities", "", "R")
 _NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
-
-
-class ClientGone(Exception):
-    """The client disconnected while its body was being read."""
-
-
-@dataclass(slots=True)
-class Plan:
-    """What the guard decided for one request."""
-
-    access: Access | None = None
-    restricted: bool = False  # confined to access.patient
-    filter: bool = False  # the answer passes through filtering
-    body: bytes | None = None  # the request body, when the guard had to read it
-    query: str = ""  # the client's query string, for the audit
-    entries: list[tuple[str, str]] = field(default_factory=list)  # (method, url) of a bundle
-    bundle_type: str | None = None
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _unauthorized(msg: str, error: str | None) -> errors.OperationOutcomeError:
-    challenge = REALM
-    if error:
-        safe = msg.replace('"', "'")
-        challenge += f', error="{error}", error_description="{safe}"'
-    code = "login" if error is None else "security"
-    return errors.OperationOutcomeError(
-        401, [errors.Issue(code, msg)], {"WWW-Authenticate": challenge}
-    )
-
-
-def _forbidden(msg: str) -> errors.OperationOutcomeError:
-    challenge = f'{REALM}, error="insufficient_scope"'
-    return errors.OperationOutcomeError(
-        403, [errors.Issue("forbidden", msg)], {"WWW-Authenticate": challenge}
-    )
-
-
-async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise errors.too_large(f"the body is larger than the {limit}-byte limit")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise errors.too_large(f"the body is larger than the {limit}-byte limit")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
-
-
-async def send_outcome(send: Send, exc: errors.OperationOutcomeError) -> None:
-    body = orjson.dumps(exc.outcome)
-    headers = [
-        (b"content-type", b"application/fhir+json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class FacadeGuard:
@@ -138,7 +56,8 @@ class FacadeGuard:
         smart: dict[str, Any] | None,
     ) -> None:
         self.app, self.settings, self.verifier = app, settings, verifier
-        self.store, self.sink, self.max_body, self.smart = store, sink, max_body, smart
+        self.store, self.max_body, self.smart = store, max_body, smart
+        self.audit = FacadeAudit(sink)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,58 +84,60 @@ class FacadeGuard:
             await self._forward(scope, receive, tracked, op, plan)
         except errors.OperationOutcomeError as exc:
             status[0] = exc.status
-            await send_outcome(send, exc)
-        except ClientGone:
+            await asgi.send_outcome(send, exc)
+        except asgi.ClientGone:
             status[0] = 499
         finally:
-            if not op.public:
-                self._audit(scope, op, plan, status[0])
+            if not op.public and self.settings.audit:
+                self.audit.audit(scope, op, plan, status[0])
 
     # -- steps ----------------------------------------------------------------------------
 
     async def _public(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        if path.strip("/") != ".well-known/smart-configuration":
+        """The SMART discovery document here; the CapabilityStatement gets its security."""
+        where = path.strip("/")
+        if where == ".well-known/smart-configuration":
+            if self.smart is None:
+                raise errors.not_found("no authorization server is configured (CDSS_FHIR_ISSUERS)")
+            await asgi.send_json(send, 200, orjson.dumps(self.smart), b"application/json")
+        elif where == "metadata" and self.verifier is not None and self.smart is not None:
+            await self._forward(scope, receive, send, _METADATA, Plan(filter=True))
+        else:
             await self.app(scope, receive, send)
-            return
-        if self.smart is None:
-            raise errors.not_found("no authorization server is configured (CDSS_FHIR_ISSUERS)")
-        body = orjson.dumps(self.smart)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
     async def _authenticate(self, scope: Scope) -> Access | None:
         if self.verifier is None:
             return None  # CDSS_FHIR_AUTH=disabled (loopback only)
-        header = _header(scope, b"authorization")
+        header = asgi.header(scope, b"authorization")
         if not header:
-            raise _unauthorized("a bearer token is required", None)
+            raise asgi.unauthorized("a bearer token is required", None)
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("use Authorization: Bearer <access token>", "invalid_request")
+            raise asgi.unauthorized("use Authorization: Bearer <access token>", "invalid_request")
         try:
             return await self.verifier.verify(token.strip())
         except TokenRejected as exc:
-            raise _unauthorized(str(exc), "invalid_token") from None
+            raise asgi.unauthorized(str(exc), "invalid_token") from None
 
     async def _authorize(
         self, scope: Scope, receive: Receive, op: Operation, plan: Plan
     ) -> tuple[Scope, Receive]:
         access = plan.access
         if op.interaction == "transaction":
-            body = await _read_body(receive, self.max_body, _header(scope, b"content-length"))
+            body = await asgi.read_body(
+                receive, self.max_body, asgi.header(scope, b"content-length")
+            )
             plan.body = body
             await self._check_bundle(body, plan)
             plan.filter = access is not None
-            return scope, _replay(body, receive)
+            return scope, asgi.replay(body, receive)
         if op.interaction == "search-type":
             pairs = parse_qsl(plan.query, keep_blank_values=True)
             if scope["method"] == "POST":
-                body = await _read_body(receive, self.max_body, _header(scope, b"content-length"))
-                receive = _replay(body, receive)
+                body = await asgi.read_body(
+                    receive, self.max_body, asgi.header(scope, b"content-length")
+                )
+                receive = asgi.replay(body, receive)
                 pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
             bounds.check_search(pairs, self.settings)
             plan.filter = any(k.startswith(("_include", "_revinclude")) for k, _ in pairs)
@@ -224,7 +145,7 @@ class FacadeGuard:
             return scope, receive
         if op.resource_type is None:  # system history
             if not access.grants:
-                raise _forbidden("the token's scopes grant no FHIR access")
+                raise asgi.forbidden("the token's scopes grant no FHIR access")
             plan.filter = True
             return scope, receive
         self._check_type(op.resource_type, op.permission, access, plan)
@@ -237,17 +158,17 @@ class FacadeGuard:
 
     def _check_type(self, rtype: str, permission: str, access: Access, plan: Plan) -> None:
         if rtype == AUDIT_TYPE and permission in "cud":
-            raise _forbidden("AuditEvents are written by the server only")
+            raise asgi.forbidden("AuditEvents are written by the server only")
         decision = access.decide(rtype, permission)
         if decision == "deny":
             what = _NAMES.get(permission, permission)
             if rtype == AUDIT_TYPE:
-                raise _forbidden(
+                raise asgi.forbidden(
                     f"reading AuditEvent takes an AuditEvent scope and {self.settings.admin_scope}"
                 )
             if any(g.context == "patient" for g in access.grants) and not access.patient:
-                raise _forbidden("the token has patient scopes but no patient in context")
-            raise _forbidden(f"the token's scopes do not allow {what} of {rtype}")
+                raise asgi.forbidden("the token has patient scopes but no patient in context")
+            raise asgi.forbidden(f"the token's scopes do not allow {what} of {rtype}")
         plan.restricted = plan.restricted or decision == "patient"
 
     def _confine(self, scope: Scope, rtype: str, access: Access) -> Scope:
@@ -263,17 +184,21 @@ class FacadeGuard:
         self, scope: Scope, receive: Receive, op: Operation, access: Access
     ) -> Receive:
         assert access.patient is not None and op.resource_type is not None
-        if _header(scope, b"if-none-exist") or op.interaction == "patch":
-            raise _forbidden("conditional create and patch are not available to patient scopes")
+        if asgi.header(scope, b"if-none-exist") or op.interaction == "patch":
+            raise asgi.forbidden("conditional create and patch are not available to patient scopes")
         if op.interaction in ("create", "update"):
-            body = await _read_body(receive, self.max_body, _header(scope, b"content-length"))
-            receive = _replay(body, receive)
+            body = await asgi.read_body(
+                receive, self.max_body, asgi.header(scope, b"content-length")
+            )
+            receive = asgi.replay(body, receive)
             try:
                 resource = orjson.loads(body)
             except orjson.JSONDecodeError:
                 return receive  # the facade answers the malformed body
             if isinstance(resource, dict) and not belongs_to(resource, access.patient):
-                raise _forbidden(f"the resource is outside patient {access.patient}'s compartment")
+                raise asgi.forbidden(
+                    f"the resource is outside patient {access.patient}'s compartment"
+                )
         if op.id is not None:
             await self._check_stored(op.resource_type, op.id, access.patient)
         return receive
@@ -286,7 +211,7 @@ class FacadeGuard:
         except Exception:
             return  # an invalid id: the facade answers it
         if stored.content and not belongs_to(orjson.loads(stored.content), patient):
-            raise _forbidden(f"{rtype}/{rid} is outside patient {patient}'s compartment")
+            raise asgi.forbidden(f"{rtype}/{rid} is outside patient {patient}'s compartment")
 
     async def _check_bundle(self, body: bytes, plan: Plan) -> None:
         try:
@@ -313,7 +238,7 @@ class FacadeGuard:
         path, _, query = url.partition("?")
         op = classify(method, "/" + path.split("://")[-1].split("/fhir/")[-1])
         if op.resource_type is None:
-            raise _forbidden(
+            raise asgi.forbidden(
                 f"entry {index}: system-level interactions are not allowed in a bundle"
             )
         if query:
@@ -329,20 +254,22 @@ class FacadeGuard:
         assert access.patient is not None
         conditional = query or (entry.get("request") or {}).get("ifNoneExist")
         if op.permission in "rs" or conditional:
-            raise _forbidden(
+            raise asgi.forbidden(
                 f"entry {index}: patient scopes allow only plain writes in a bundle; "
                 "read through the REST API"
             )
         resource = entry.get("resource")
         if isinstance(resource, dict) and not belongs_to(resource, access.patient):
-            raise _forbidden(f"entry {index}: the resource is outside the patient's compartment")
+            raise asgi.forbidden(
+                f"entry {index}: the resource is outside the patient's compartment"
+            )
         if op.id is not None:
             await self._check_stored(op.resource_type, op.id, access.patient)
 
     async def _forward(
         self, scope: Scope, receive: Receive, send: Send, op: Operation, plan: Plan
     ) -> None:
-        if not plan.filter or plan.access is None:
+        if not plan.filter or (plan.access is None and op is not _METADATA):
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -364,7 +291,7 @@ class FacadeGuard:
             try:
                 body = self._filtered(body, op, plan)
             except errors.OperationOutcomeError as exc:
-                await send_outcome(send, exc)
+                await asgi.send_outcome(send, exc)
                 return
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -372,11 +299,13 @@ class FacadeGuard:
         await send({"type": "http.response.body", "body": body})
 
     def _filtered(self, body: bytes, op: Operation, plan: Plan) -> bytes:
-        access = plan.access
-        assert access is not None
         doc = orjson.loads(body)
         if not isinstance(doc, dict):
             return body
+        if op is _METADATA:
+            return orjson.dumps(security_statement(doc, self.smart or {}))
+        access = plan.access
+        assert access is not None
         if doc.get("resourceType") == "Bundle" and op.interaction not in ("read", "vread"):
             if filter_bundle(doc, access, restricted=plan.restricted):
                 return orjson.dumps(doc)
@@ -384,64 +313,3 @@ class FacadeGuard:
         if not visible(doc, access):
             raise errors.not_found(f"{op.target} is not known")  # outside the compartment
         return body
-
-    # -- audit ----------------------------------------------------------------------------
-
-    def _audit(self, scope: Scope, op: Operation, plan: Plan, status: int) -> None:
-        if not self.settings.audit:
-            return
-        try:
-            actor = _actor(scope, plan.access)
-            patient = plan.access.patient if plan.access and plan.restricted else None
-            if patient is None and op.resource_type == "Patient" and op.id:
-                patient = op.id
-            if op.interaction == "transaction":
-                self._audit_bundle(plan, status, actor, patient)
-                return
-            query = plan.query if op.permission == "s" else None
-            event = Event("rest", op.interaction, op.action, status, op.target, query, patient)
-            self.sink.submit(build_event(event, actor))
-        except Exception:  # the audit never breaks an answer; its loss is logged loudly
-            log.exception("could not queue the AuditEvent for %s %s", scope["method"], op.target)
-
-    def _audit_bundle(self, plan: Plan, status: int, actor: Actor, patient: str | None) -> None:
-        kind = plan.bundle_type if plan.bundle_type in ("batch", "transaction") else "transaction"
-        summary = Event(
-            "rest",
-            kind,
-            "E",
-            status,
-            None,
-            None,
-            patient,
-            description=f"{kind} of {len(plan.entries)} entries",
-        )
-        self.sink.submit(build_event(summary, actor))
-        for method, url in plan.entries:
-            path, _, query = url.partition("?")
-            entry_op = classify(method, "/" + path)
-            event = Event(
-                "rest",
-                entry_op.interaction,
-                entry_op.action,
-                status,
-                entry_op.target,
-                query if entry_op.permission == "s" else None,
-                patient,
-            )
-            self.sink.submit(build_event(event, actor))
-
-
-def _actor(scope: Scope, access: Access | None) -> Actor:
-    client = scope.get("client")
-    address = str(client[0]) if client else None
-    if access is None:
-        return Actor(address=address)
-    return Actor(
-        issuer=access.issuer,
-        subject=access.subject,
-        fhir_user=access.fhir_user,
-        client_id=access.client_id,
-        address=address,
-        purpose_of_use=access.purpose_of_use,
-    )

@@ -3,8 +3,10 @@ permission letter it needs (c r u d s), the resource type and id, and the audit 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from fhir_facade.security.scopes import Access
 
 Action = Literal["C", "R", "U", "D", "E"]
 PUBLIC = frozenset({"metadata", "openapi.json"})
@@ -62,3 +64,16 @@ def classify(method: str, path: str) -> Operation:
     if len(rest) == 3 and rest[1] == "_history":
         return Operation("vread", "r", "R", rtype, rid)
     return Operation("unknown", "r", "R", rtype, rid)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What the guard decided for one request."""
+
+    access: Access | None = None
+    restricted: bool = False  # confined to access.patient
+    filter: bool = False  # the answer passes through filtering
+    body: bytes | None = None  # the request body, when the guard had to read it
+    query: str = ""  # the client's query string, for the audit
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (method, url) of a bundle
+    bundle_type: str | None = None

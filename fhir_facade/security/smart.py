@@ -58,3 +58,33 @@ def smart_configuration(settings: SecuritySettings) -> dict[str, Any] | None:
     if issuer.introspection_endpoint:
         doc["introspection_endpoint"] = str(issuer.introspection_endpoint)
     return doc
+
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def security_statement(capability: dict[str, Any], smart: dict[str, Any]) -> dict[str, Any]:
+    """CapabilityStatement.rest.security as SMART App Launch asks: the SMART-on-FHIR service
+    and the oauth-uris extension naming the authorization and token endpoints."""
+    uris = [
+        {"url": name, "valueUri": smart[key]}
+        for name, key in (("authorize", "authorization_endpoint"), ("token", "token_endpoint"))
+        if smart.get(key)
+    ]
+    for rest in capability.get("rest") or []:
+        rest["security"] = {
+            "cors": False,
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
+            ],
+            "extension": [{"url": OAUTH_URIS, "extension": uris}],
+            "description": "SMART App Launch bearer tokens; see .well-known/smart-configuration",
+        }
+    return capability

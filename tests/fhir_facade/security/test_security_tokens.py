@@ -43,7 +43,13 @@ def test_no_token_or_wrong_scheme(secure_client: TestClient) -> None:
 
 
 def test_public_documents_need_no_token(secure_client: TestClient) -> None:
-    assert secure_client.get("/fhir/metadata").status_code == 200
+    meta = secure_client.get("/fhir/metadata")
+    assert meta.status_code == 200
+    security = meta.json()["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    uris = {e["url"]: e["valueUri"] for e in security["extension"][0]["extension"]}
+    assert uris == {"authorize": f"{ISS}/authorize", "token": f"{ISS}/token"}
+    assert int(meta.headers["content-length"]) == len(meta.content)
     smart = secure_client.get("/fhir/.well-known/smart-configuration")
     assert smart.status_code == 200
     doc = smart.json()
