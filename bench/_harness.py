@@ -252,6 +252,10 @@ def serve_main(argv: Sequence[str]) -> None:
     from cdss.app import create_app
     from cdss.settings import load_settings
 
+    # the facade's own cost is measured, as a development server on loopback serves it: no
+    # bearer tokens and no AuditEvent per request (CDSS_FHIR_*, fhir_facade/security)
+    os.environ.setdefault("CDSS_FHIR_AUTH", "disabled")
+    os.environ.setdefault("CDSS_FHIR_AUDIT", "false")
     settings = load_settings(
         database_url=args.url, data_dir=Path(args.data_dir), secret_key="bench-cursor-key"
     )

@@ -95,6 +95,10 @@ def serve_main(argv: list[str]) -> None:
     from cdss.app import create_app
     from cdss.settings import load_settings
 
+    # the facade's own cost is measured, as a development server on loopback serves it: no
+    # bearer tokens and no AuditEvent per request (CDSS_FHIR_*, fhir_facade/security)
+    os.environ.setdefault("CDSS_FHIR_AUTH", "disabled")
+    os.environ.setdefault("CDSS_FHIR_AUDIT", "false")
     data = Path(args.data_dir)
     settings = load_settings(
         database_url=f"sqlite:///{data / 'bench.db'}",
