@@ -159,7 +159,27 @@ def export(
         )
     finally:
         engine.dispose()
-    console.print(f"{len(done)} tables, {sum(d.rows for d in done)} rows -> {parquet}")
+    summary = f"{len(done)} tables, {sum(d.rows for d in done)} rows -> {parquet}"
+    _audit_export(summary)
+    console.print(summary)
+
+
+def _audit_export(summary: str) -> None:
+    """An export leaves an AuditEvent (DICOM 110106 Export) in the facade's store."""
+    from cdss.settings import load_settings
+    from fhir_facade.audit import Event
+    from fhir_facade.audit.direct import record_now
+
+    event = Event(
+        "export",
+        "omop-parquet",
+        "R",
+        200,
+        observer="cdss etl export",
+        site="cdw",
+        description=summary,
+    )
+    record_now(load_settings().effective_database_url, event)
 
 
 def register(app: typer.Typer) -> None:
