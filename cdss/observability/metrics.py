@@ -12,6 +12,7 @@ Other packages record into these objects directly, e.g. the AI code times infere
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from prometheus_client import (
@@ -96,7 +97,14 @@ def _scrape_gauges(store: Store) -> CollectorRegistry:
 
 def render(store: Store | None) -> bytes:
     """The exposition text: process-wide metrics, then the scrape-time gauges."""
-    body = generate_latest(REGISTRY)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # `cdss serve --workers N`: sum them all
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        body = generate_latest(merged)
+    else:
+        body = generate_latest(REGISTRY)
     if store is not None:
         try:
             body += generate_latest(_scrape_gauges(store))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -193,3 +194,26 @@ def test_readyz_reports_each_source(tmp_path: Path) -> None:
 def test_readyz_without_sources_is_ready(obs_client: TestClient) -> None:
     assert obs_client.get("/readyz").json() == {"status": "ready", "database": "ok", "sources": {}}
     assert obs_client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_metrics_of_several_workers_are_merged(tmp_path: Path) -> None:
+    """`cdss serve --workers N` with PROMETHEUS_MULTIPROC_DIR: /metrics sums every process."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "prom"
+    shared.mkdir()
+    script = (
+        "from cdss.observability.metrics import HOOK_SECONDS, render\n"
+        "HOOK_SECONDS.labels('patient-imaging-summary', 'patient-view', 'ok').observe(0.01)\n"
+        "print(render(None).decode())\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    counts = samples(outputs[-1], "cdss_cds_hook_duration_seconds_count")
+    assert [value for _, value in counts] == [2.0]  # both processes' observations
