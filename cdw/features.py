@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from adapters.senaite.loinc import load_table
 
 NAME = "person-at-index"
-VERSION = "1"
+VERSION = "2"  # 2: lab_<code>_delta added (models issue)
 SMOKING_LOINC = "72166-2"
 SMOKING = {
     "449868002": "current", "428041000124106": "current", "77176002": "current",
@@ -55,6 +55,7 @@ def feature_names() -> list[str]:
     names = ["age", "sex_male", "smoking_current", "smoking_former", "smoking_never"]
     for code in lab_codes():
         names += [f"lab_{code}_latest", f"lab_{code}_slope_per_year", f"lab_{code}_n"]
+        names.append(f"lab_{code}_delta")
     names.append("imaging_studies")
     names += [f"prior_{c}" for c in CONDITIONS]
     return names
@@ -104,6 +105,14 @@ def slope(stats: LabStats) -> float | None:
     return (stats.n * stats.sxy - stats.sx * stats.sy) / denominator
 
 
+def delta(stats: LabStats) -> float | None:
+    """Latest value minus the mean of the earlier ones: the change a new disease adds to a
+    patient's own baseline (the trees cannot subtract two features themselves)."""
+    if stats.n < 2 or stats.latest is None:
+        return None
+    return stats.latest - (stats.sy - stats.latest) / (stats.n - 1)
+
+
 def fingerprint(values: dict[str, Any], person_id: int, index_date: date) -> str:
     body = orjson.dumps(
         {"set": NAME, "v": VERSION, "p": person_id, "i": index_date.isoformat(), "x": values},
@@ -127,6 +136,7 @@ def assemble(person_id: int, index_date: date, inputs: Inputs) -> FeatureRow:
         values[f"lab_{code}_latest"] = _round(stats.latest) if stats else None
         values[f"lab_{code}_slope_per_year"] = _round(slope(stats)) if stats else None
         values[f"lab_{code}_n"] = stats.n if stats else 0
+        values[f"lab_{code}_delta"] = _round(delta(stats)) if stats else None
     values["imaging_studies"] = inputs.imaging_studies
     for name, concepts in CONDITIONS.items():
         values[f"prior_{name}"] = int(bool(concepts & inputs.condition_concepts))
