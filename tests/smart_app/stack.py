@@ -29,6 +29,7 @@ from fhir_facade.store.sql_store import SqlStore
 from simulators.cohort.ct import ct_series, nodule_voxel
 from simulators.cohort.model import CtStudy, Nodule, SyntheticPatient
 from simulators.openemr.app import create_openemr_app
+from tests.models import risk_support
 from tests.support import orthanc as orthanc_support
 from tests.support.postgres import free_port
 from tests.support.server import serve
@@ -264,6 +265,36 @@ def write_ai_result(store: SqlStore, p: PatientFixture, probability: float) -> s
     return obs_id
 
 
+def write_smoking(store: SqlStore, patient: str) -> None:
+    """Smoking status (LOINC 72166-2), a former smoker, as OpenEMR's FHIR API records it."""
+    _put(
+        store,
+        {
+            "resourceType": "Observation",
+            "id": f"smoking-{patient}",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "social-history",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+            "subject": {"reference": f"Patient/{patient}"},
+            "effectiveDateTime": "2025-01-10T09:00:00+00:00",
+            "valueCodeableConcept": {
+                "coding": [
+                    {"system": "http://snomed.info/sct", "code": "8517006", "display": "Ex-smoker"}
+                ]
+            },
+        },
+    )
+
+
 def write_egfr(store: SqlStore, patient: str, value: float) -> None:
     """A recent eGFR (LOINC 98979-8, CKD-EPI 2021) as the LIS sync leaves it."""
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
@@ -336,6 +367,7 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
             "CDSS_SMART_DICOMWEB_USER": pacs.auth[0],
             "CDSS_SMART_DICOMWEB_PASSWORD": pacs.auth[1],
             "CDSS_SMART_KEY_FILE": str(tmp / "smart-key.json"),
+            "CDSS_MODELS_DIR": str(risk_support.models_dir()),  # a promoted oncology-risk model
             "CDSS_ORDERS_ENABLED": "true",  # intake validates and queues signed orders
             "CDSS_ORDERS_WORKER": "false",  # routing to SENAITE/worklists is tested in issue 5
             "CDSS_SMART_SCOPES_V2": " ".join(
@@ -382,6 +414,7 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
         a = _seed_patient(store, pacs, "MRN-SMART-A", nodule=True, seed=11)
         b = _seed_patient(store, pacs, "MRN-SMART-B", nodule=False, seed=12)
         finding = write_ai_result(store, a, 0.87)
+        write_smoking(store, a.id)
         write_egfr(store, a.id, 24.0)  # below 30: contrast CT needs a warning (ACR-NKF)
         write_egfr(store, b.id, 88.0)
         yield SmartStack(
