@@ -120,12 +120,17 @@ class Etl:
         batch_size: int = 500,
         birth_precision: Literal["year", "month"] = "year",
         overlap_us: int = OVERLAP_US,
+        commit_every: int = 5_000,
     ) -> None:
         self.source: Engine = make_engine(source_url)
         self.cdw: Engine = cdw_engine(cdw_url)
         self.pz = pz
         self.batch_size = batch_size
         self.overlap_us = overlap_us
+        # Batches bound memory; commits are fewer: each commit writes every page the batch
+        # touched, and with keyed-hash row ids a small batch touches as many pages as rows
+        # once the CDW's B-trees outgrow it, so per-batch commits made time per patient grow.
+        self.commit_every = commit_every
         self._concepts: dict[tuple[str, str], Mapped] = {}  # lookups, cached for one run
         self.birth_precision: Literal["year", "month"] = birth_precision
         upgrade(self.cdw)
@@ -207,16 +212,21 @@ class Etl:
             }
         total, done, summary = self._pending(start), 0, RunSummary()
         self._concepts = {}
-        for res_type in TYPES:
-            for batch in self._batches(res_type, start):
-                with self.cdw.begin() as conn:
+        with self.cdw.connect() as conn:
+            tx, uncommitted = conn.begin(), 0
+            for res_type in TYPES:
+                for batch in self._batches(res_type, start):
                     self._apply(conn, res_type, batch, summary)
                     last = batch[-1]
                     marks[res_type] = max(marks.get(res_type, [0, 0]), [last.last_updated, last.pk])
                     self._save(conn, STATE_KEY, marks)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
+                    done, uncommitted = done + len(batch), uncommitted + len(batch)
+                    if uncommitted >= self.commit_every:
+                        tx.commit()
+                        tx, uncommitted = conn.begin(), 0
+                    if progress:
+                        progress(done, total)
+            tx.commit()  # an exception before this rolls back to the last commit's watermark
         with self.cdw.begin() as conn:
             rebuild_observation_periods(conn)
             self._save(conn, "last_run", {

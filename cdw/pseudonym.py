@@ -14,6 +14,7 @@ import hmac
 from datetime import date, datetime, timedelta
 
 _ID_MASK = (1 << 62) - 1
+_PERSON_CACHE = 65_536  # entries; bounded so memory stays constant in cohort size
 
 
 class Pseudonymizer:
@@ -22,6 +23,9 @@ class Pseudonymizer:
             raise ValueError("an empty pseudonym key")
         self._key = key
         self.max_shift_days = max_shift_days
+        # Every row of a person needs its person_id and date shift: two HMACs per row without
+        # a cache, once per person with it (the ETL reads resources by type, not by person).
+        self._people: dict[str, tuple[int, int]] = {}
 
     def _digest(self, purpose: str, value: str) -> bytes:
         return hmac.new(self._key, f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
@@ -38,11 +42,23 @@ class Pseudonymizer:
         """A positive 62-bit id; collisions are negligible below ~10^8 rows per table."""
         return int.from_bytes(self._digest(purpose, value)[:8], "big") & _ID_MASK or 1
 
+    def _person(self, patient_id: str) -> tuple[int, int]:
+        found = self._people.get(patient_id)
+        if found is None:
+            if len(self._people) >= _PERSON_CACHE:
+                self._people.clear()
+            found = (self.integer("person", patient_id), self._shift(patient_id))
+            self._people[patient_id] = found
+        return found
+
     def person_id(self, patient_id: str) -> int:
-        return self.integer("person", patient_id)
+        return self._person(patient_id)[0]
 
     def shift_days(self, patient_id: str) -> int:
         """The person's offset in [-max, +max] days, never 0 when shifting is enabled."""
+        return self._person(patient_id)[1]
+
+    def _shift(self, patient_id: str) -> int:
         if self.max_shift_days == 0:
             return 0
         span = 2 * self.max_shift_days
