@@ -115,6 +115,15 @@ def test_patient_scope_includes_chains_and_history(seeded: TestClient, issuer: I
     assert len(_get(seeded, h, "Observation/o-p1/_history")["entry"]) == 1
 
 
+def test_post_search_is_confined_too(seeded: TestClient, issuer: Issuer) -> None:
+    h = issuer.headers("patient/*.rs", patient="p1")
+    form = {"subject": "Patient/p2"}
+    resp = seeded.post("/fhir/Observation/_search", data=form, headers=h)
+    assert resp.status_code == 200 and ids(resp.json()) == []
+    everything = seeded.post("/fhir/Observation/_search", data={"status": "final"}, headers=h)
+    assert ids(everything.json()) == ["Observation/o-p1"]
+
+
 def test_paging_stays_in_the_compartment(seeded: TestClient, issuer: Issuer) -> None:
     system = issuer.headers("system/*.cruds")
     for _ in range(3):
