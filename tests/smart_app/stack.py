@@ -414,6 +414,10 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
         a = _seed_patient(store, pacs, "MRN-SMART-A", nodule=True, seed=11)
         b = _seed_patient(store, pacs, "MRN-SMART-B", nodule=False, seed=12)
         finding = write_ai_result(store, a, 0.87)
+        for p, given in ((a, "Ada"), (b, "Ben")):  # the EHR's own rows (standalone picker)
+            emr_app.state.store.insert(
+                "patient_data", {"uuid": p.id, "fname": given, "lname": "Test", "pubpid": p.mrn}
+            )
         write_smoking(store, a.id)
         write_egfr(store, a.id, 24.0)  # below 30: contrast CT needs a warning (ACR-NKF)
         write_egfr(store, b.id, 88.0)
