@@ -67,11 +67,11 @@ class FacadeGuard:
         path = scope["path"][len(root) :] if scope["path"].startswith(root) else scope["path"]
         op = classify(scope["method"], path)
         plan = Plan(query=scope.get("query_string", b"").decode("latin-1"))
-        status = [500]
+        status, started = [500], [False]
 
         async def tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0], started[0] = message["status"], True
             await send(message)
 
         try:
@@ -87,6 +87,12 @@ class FacadeGuard:
             await asgi.send_outcome(send, exc)
         except asgi.ClientGone:
             status[0] = 499
+        except Exception:
+            log.exception("the FHIR guard failed on %s %s", scope["method"], op.target)
+            if started[0]:
+                raise
+            issue = errors.Issue("exception", "internal error; the server log has the details")
+            await asgi.send_outcome(send, errors.OperationOutcomeError(500, [issue]))
         finally:
             if not op.public and self.settings.audit:
                 self.audit.audit(scope, op, plan, status[0])
@@ -207,9 +213,7 @@ class FacadeGuard:
         try:
             stored = await run_in_threadpool(self.store.read, rtype, rid)
         except errors.OperationOutcomeError:
-            return  # nothing there (or deleted): an update creates it, checked above
-        except Exception:
-            return  # an invalid id: the facade answers it
+            return  # absent, deleted or an invalid id: the facade answers (the body was checked)
         if stored.content and not belongs_to(orjson.loads(stored.content), patient):
             raise asgi.forbidden(f"{rtype}/{rid} is outside patient {patient}'s compartment")
 
