@@ -202,7 +202,7 @@ def ms(values: list[float], q: float) -> str:
 
 
 def report(buckets: dict[int, Bucket], bucket_s: float) -> dict[str, Any]:
-    header = f"{'min':>4} {'reqs':>7} {'req/s':>7} {'errors':>6}  " + "  ".join(
+    header = f"{'end s':>5} {'reqs':>7} {'req/s':>7} {'errors':>6}  " + "  ".join(
         f"{k + ' p50/p99 ms':>26}" for k in KINDS
     )
     print(header)
@@ -213,7 +213,7 @@ def report(buckets: dict[int, Bucket], bucket_s: float) -> dict[str, Any]:
             f"{ms(b.latencies[k], 50)} / {ms(b.latencies[k], 99):>7}      " for k in KINDS
         )
         print(
-            f"{index + 1:>4} {b.requests:>7} {b.requests / bucket_s:>7.1f} "
+            f"{(index + 1) * bucket_s:>5.0f} {b.requests:>7} {b.requests / bucket_s:>7.1f} "
             f"{sum(b.errors.values()):>6}  {cells}"
         )
         rows.append(
@@ -233,9 +233,9 @@ def report(buckets: dict[int, Bucket], bucket_s: float) -> dict[str, Any]:
     return {"buckets": rows}
 
 
-def flatness(rows: list[dict[str, Any]]) -> dict[str, float]:
+def flatness(rows: list[dict[str, Any]], bucket_s: float, duration: float) -> dict[str, float]:
     """Last full bucket's p50 and p99 over the first's, per kind (1.0 is flat)."""
-    full = rows[:-1] if len(rows) > 2 else rows  # the last bucket may be a partial one
+    full = [r for r in rows if r["bucket"] * bucket_s <= duration + 1e-6] or rows
     first, last = full[0], full[-1]
     out = {}
     for q in ("p50_ms", "p99_ms"):
@@ -291,7 +291,7 @@ def main() -> int:
             "requests": total,
             "throughput": round(total / args.duration, 1),
             "errors": dict(errors),
-            "flatness_last_over_first": flatness(figures["buckets"]),
+            "flatness_last_over_first": flatness(figures["buckets"], args.bucket, args.duration),
         }
         hooks = [
             ln
