@@ -201,6 +201,9 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The app from the CDSS_* environment: what each `cdss serve --workers N` process runs."""
+    from cdss.observability.jsonlog import setup as setup_logging
     from cdss.settings import load_settings
 
-    return create_app(load_settings())
+    settings = load_settings()
+    setup_logging(settings.log_level)  # a spawned worker starts with no logging set up
+    return create_app(settings)

@@ -76,6 +76,8 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        log_config=None,  # each worker sets up JSON logging in app_from_env
+        access_log=False,  # uvicorn's access line carries the URL; cdss.access does not
     )
 
 
