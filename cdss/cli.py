@@ -6,7 +6,7 @@ import orjson
 import typer
 import uvicorn
 
-from cdss import cli_cdw, cli_data, cli_models, cli_orders, cli_smart
+from cdss import cli_cdw, cli_data, cli_imaging, cli_models, cli_orders, cli_smart
 from cdss.app import create_app
 from cdss.logs import configure
 from cdss.observability.jsonlog import setup as setup_logging
@@ -157,6 +157,7 @@ cli_orders.register(app)
 cli_cdw.register(app)
 cli_models.register(app)
 cli_smart.register_cli(app)
+cli_imaging.register(app)
 
 if __name__ == "__main__":
     app()

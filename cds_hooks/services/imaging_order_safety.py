@@ -11,7 +11,9 @@ its source in the card):
 - an allergy to the contrast class the study gives -> critical (ACR Manual; intolerance: warning);
 - a study, or an active/completed order, of the same modality and body region within the
   configured window -> warning with a `smart` link to the prior study in the viewer and a
-  suggestion to remove the draft (a delete by resourceId).
+  suggestion to remove the draft (a delete by resourceId);
+- the newest prior study's imaging AI finding (probability, location, model version), once per
+  call, as an info card with a `smart` link opening the viewer at the finding's series.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from cds_hooks.cards import Card, Suggestion
+import orjson
+
+from cds_hooks.cards import Card, Source, Suggestion, card, md_escape, smart_link
 from cds_hooks.clinical.contrast import KidneyFunction, metformin_advice, renal_risk_of
 from cds_hooks.clinical.contrast_allergy import ContrastAllergies, contrast_allergy_of
 from cds_hooks.clinical.duplicates import PriorImaging, duplicate_imaging_of
@@ -38,6 +42,7 @@ from cds_hooks.services.common import (
     service_requests,
     single,
 )
+from models.imaging.findings import FINDING_TAG, finding_line, findings_by_study, viewer_context
 
 ID = "imaging-order-safety"
 RENAL_CODES = ",".join(
@@ -50,7 +55,10 @@ PREFETCH = {
     "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
     "studies": "ImagingStudy?patient={{context.patientId}}",
     "orders": "ServiceRequest?patient={{context.patientId}}&status=active,completed",
+    "aiFindings": f"Observation?patient={{{{context.patientId}}}}&_tag={FINDING_TAG}",
 }
+# The model card is served by the app at /models/lung-nodule-ct (and `cdss models show`).
+AI_SOURCE = Source("Imaging AI lung-nodule-ct (model card: /models/lung-nodule-ct)")
 # Without these the contrast checks would answer "no problem" for want of data: 412 instead.
 REQUIRED = frozenset({"patient", "renal", "allergies", "medications"})
 _DESCRIPTION = (
@@ -105,7 +113,49 @@ def _record(data: HookData) -> _Record:
 def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
     orders = service_requests(draft_orders(request))
     shared = cache(lambda: _record(data))  # built for the first order the catalogue knows
-    return judge_each(orders, lambda order: _judge(order, request, data, shared), service=ID)
+    cards = judge_each(orders, lambda order: _judge(order, request, data, shared), service=ID)
+    if any(o.resource is not None and orderable_for(o.resource) for o in orders):
+        cards += _prior_ai_card(data)
+    return cards
+
+
+def _prior_ai_card(data: HookData) -> list[Card]:
+    """The newest prior study's imaging AI finding (docs/ai-findings.md), once per call, with a
+    `smart` link that opens the viewer at the finding's series: what the AI saw last time is
+    worth knowing before ordering the next study."""
+    found = findings_by_study(data.resources("aiFindings", "Observation"))
+    dated = []
+    for study in data.resources("studies", "ImagingStudy"):
+        finding = found.get(f"ImagingStudy/{study.get('id')}")
+        if finding is not None:
+            dated.append((str(study.get("started") or ""), study, finding))
+    if not dated:
+        return []
+    started, study, finding = max(dated, key=lambda item: item[0])
+    verdict = "pulmonary nodule" if finding.present else "no pulmonary nodule"
+    p = f" (AI probability {finding.probability:.2f})" if finding.probability is not None else ""
+    when = f" of {started[:10]}" if started else ""
+    title = md_escape(str(study.get("description") or "imaging study"))
+    return [
+        card(
+            summary=f"Prior study{when}: {verdict}{p}",
+            indicator="info",
+            source=AI_SOURCE,
+            kind="prior-ai-finding",
+            detail=(
+                f"{md_escape(finding_line(finding))}.\n\nPrior study: {title}{when}. "
+                "AI output for decision support only (research model trained on synthetic "
+                "data); it is not a radiologist's report."
+            ),
+            links=[
+                smart_link(
+                    "View the AI finding in the imaging viewer",
+                    data.options.smart_app_url,
+                    orjson.dumps(viewer_context(finding)).decode(),
+                )
+            ],
+        )
+    ]
 
 
 def _judge(

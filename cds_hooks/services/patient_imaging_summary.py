@@ -4,7 +4,10 @@ One info card listing the studies of the configured look-back window (newest fir
 DiagnosticReports and Observations that point at it (DiagnosticReport.imagingStudy,
 Observation.derivedFrom / partOf): that is where the imaging AI pipeline writes its results
 (ARCHITECTURE §3.7), so they appear here as soon as they exist, with no change to this service.
-A `smart` link opens the SMART app's imaging view. No studies in the window: no card.
+A `smart` link opens the SMART app's imaging view. The imaging AI's finding (docs/ai-findings.md)
+is shown as one line (probability, location, model version) and, for the newest study that has
+one, a second `smart` link opens the viewer at that finding's series. No studies in the window:
+no card.
 """
 
 from __future__ import annotations
@@ -13,11 +16,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from cds_hooks.cards import Card, Source, card, md_escape
+import orjson
+
+from cds_hooks.cards import Card, Link, Source, card, md_escape, smart_link
 from cds_hooks.clinical.fhir_read import as_list, as_mapping, codings, concept_text, parse_datetime
 from cds_hooks.registry import HookData, ServiceEntry
 from cds_hooks.request import HookRequest
 from cds_hooks.services.suggestions import open_app_link
+from models.imaging.findings import (
+    AiFinding,
+    finding_line,
+    findings_by_study,
+    read_finding,
+    viewer_context,
+)
 
 ID = "patient-imaging-summary"
 IMAGING = "http://terminology.hl7.org/CodeSystem/observation-category|imaging"
@@ -60,10 +72,13 @@ def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:  # noqa: A
     for name in ("derivedFrom", "partOf"):
         for ref, items in _linked(data.resources("findings", "Observation"), name).items():
             linked.setdefault(ref, []).extend(items)
+    ai = findings_by_study(data.resources("findings", "Observation"))
     lines = [
         _line(when, study, linked.get(f"ImagingStudy/{study.get('id')}", []))
         for when, study in studies[:MAX_LISTED]
     ]
+    refs = [f"ImagingStudy/{s.get('id')}" for _, s in studies]
+    newest_ai = next((ai[ref] for ref in refs if ref in ai), None)
     n_findings = sum(len(linked.get(f"ImagingStudy/{s.get('id')}", [])) for _, s in studies)
     latest = _title(studies[0][1])
     summary = (
@@ -85,7 +100,8 @@ def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:  # noqa: A
                     data.patient_id,
                     "Open the imaging viewer",
                     "imaging",
-                )
+                ),
+                *_ai_links(data.options.smart_app_url, newest_ai),
             ],
         )
     ]
@@ -116,8 +132,23 @@ def _title(study: Mapping[str, Any]) -> str:
 def _line(when: Any, study: Mapping[str, Any], findings: list[Mapping[str, Any]]) -> str:
     line = f"- **{when.date().isoformat()}** {md_escape(_title(study))}"
     for res in findings:
+        if read_finding(res) is None and _ai_tagged(res):
+            continue  # the AI's report: its finding's own line below says it all
         line += f"\n  - {md_escape(_finding_text(res))}"
     return line
+
+
+def _ai_tagged(res: Mapping[str, Any]) -> bool:
+    tags = as_list(as_mapping(res.get("meta")).get("tag"))
+    return any(as_mapping(t).get("system") == "urn:cdss:ai" for t in tags)
+
+
+def _ai_links(smart_url: str, finding: AiFinding | None) -> list[Link]:
+    """A `smart` link that opens the viewer at the newest AI finding's series."""
+    if finding is None:
+        return []
+    context = orjson.dumps(viewer_context(finding)).decode()
+    return [smart_link("View the AI finding in the imaging viewer", smart_url, context)]
 
 
 def _name(concept: Any) -> str:
@@ -128,6 +159,9 @@ def _name(concept: Any) -> str:
 
 
 def _finding_text(res: Mapping[str, Any]) -> str:
+    ai = read_finding(res)
+    if ai is not None:  # the imaging AI's result (docs/ai-findings.md)
+        return finding_line(ai)
     name = _name(res.get("code")) or res.get("resourceType", "finding")
     if res.get("resourceType") == "DiagnosticReport":
         conclusion = res.get("conclusion")
