@@ -138,7 +138,10 @@ def create_app(
         )
     except (ValueError, SecuritySettingsError) as exc:
         raise SettingsError(str(exc)) from None
-    smart, dicomweb, smart_state = create_smart(settings, store)  # issue 8
+    # issue 8: the SMART app audits every access through the recorder, whatever CDSS_FHIR_AUDIT
+    smart, dicomweb, smart_state = create_smart(
+        settings, store, audit=RecorderSink(cds.recorder).submit
+    )
     if source_urls is None:
         from cdss.sources import SourceSettings
 

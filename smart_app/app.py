@@ -18,7 +18,7 @@ from cdss.settings import Settings
 from cdss.sources import SourceSettings, orthanc_auth
 from fhir_facade.store.base import Store
 from smart_app import dicomweb, imaging, launch, orders, risk
-from smart_app.audit import store_writer
+from smart_app.audit import Writer, store_writer
 from smart_app.config import SmartSettings
 from smart_app.oauth import LaunchError
 from smart_app.pages import error_page
@@ -28,7 +28,9 @@ from smart_app.state import SmartState, load_key
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def build_state(settings: Settings, smart: SmartSettings, store: Store | None) -> SmartState:
+def build_state(
+    settings: Settings, smart: SmartSettings, store: Store | None, audit: Writer | None = None
+) -> SmartState:
     sources = SourceSettings()
     dicomweb_url = str(smart.dicomweb_url).rstrip("/") if smart.dicomweb_url else None
     auth: tuple[str, str] | None = None
@@ -43,7 +45,7 @@ def build_state(settings: Settings, smart: SmartSettings, store: Store | None) -
         sessions=SessionStore(smart.session_ttl_s),
         http=httpx.AsyncClient(timeout=smart.http_timeout_s),
         key=load_key(smart.key_file or settings.data_dir / "smart-key.json"),
-        audit=store_writer(store) if store is not None else None,
+        audit=audit or (store_writer(store) if store is not None else None),
         public_base=str(public).rstrip("/") if public else None,
         dicomweb_url=dicomweb_url,
         dicomweb_auth=auth,
@@ -59,10 +61,16 @@ def _errors(app: FastAPI, *, html: bool) -> None:
 
 
 def create_smart(
-    settings: Settings, store: Store | None, smart: SmartSettings | None = None
+    settings: Settings,
+    store: Store | None,
+    smart: SmartSettings | None = None,
+    *,
+    audit: Writer | None = None,
 ) -> tuple[FastAPI, FastAPI, SmartState]:
-    """(the /smart app, the /dicom-web app, their shared state)."""
-    state = build_state(settings, smart or SmartSettings(), store)
+    """(the /smart app, the /dicom-web app, their shared state). `audit` takes each AuditEvent
+    (the app's recorder, which writes them off the request path); by default they are written
+    to `store` directly."""
+    state = build_state(settings, smart or SmartSettings(), store, audit)
     app = FastAPI(title="cdss SMART app", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.smart = state
     app.include_router(launch.build_router(state))

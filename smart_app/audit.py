@@ -8,7 +8,7 @@ never shown to the user as a failure of the page. Never a token.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 EVENT_SYSTEM = "urn:cdss:codesystem:smart-app-event"
 _OUTCOME = {2: "0", 3: "0", 4: "4", 5: "8"}
 
-Writer = Callable[[Mapping[str, Any]], None]
+Writer = Callable[[dict[str, Any]], None]
 
 
 def audit_event(
@@ -78,14 +78,14 @@ def audit_event(
 
 
 def store_writer(store: Store) -> Writer:
-    def write(event: Mapping[str, Any]) -> None:
+    def write(event: dict[str, Any]) -> None:
         with store.unit() as unit:
             unit.create(event)
 
     return write
 
 
-async def record(writer: Writer | None, event: Mapping[str, Any]) -> None:
+async def record(writer: Writer | None, event: dict[str, Any]) -> None:
     if writer is None:
         return
     try:

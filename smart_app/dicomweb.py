@@ -82,7 +82,9 @@ def build_router(state: SmartState) -> APIRouter:
         params: list[tuple[str, str | int | float | bool | None]] = list(
             request.query_params.multi_items()
         )
-        kind = "dicomweb-qido"
+        parts_ = path.strip("/").split("/")
+        wado = len(parts_) > 2 and parts_[-1] not in {"series", "instances"}
+        kind = "dicomweb-wado" if wado else "dicomweb-qido"
         try:
             await state.access_token(session)  # 401 when the session can no longer be refreshed
             if parts[0] != "studies" or any(
@@ -100,8 +102,6 @@ def build_router(state: SmartState) -> APIRouter:
                     return JSONResponse([], media_type=DICOM_JSON)
                 params = [(k, v) for k, v in params if k not in {"PatientID", "00100020"}]
                 params.append(("PatientID", mrns[0]))
-            if len(parts) > 2 and parts[-1] not in {"series", "instances"}:
-                kind = "dicomweb-wado"
             upstream = await state.http.get(
                 f"{state.dicomweb_url}/{path.strip('/')}",
                 params=params,

@@ -77,7 +77,7 @@ def build_router(state: SmartState) -> APIRouter:
         if iss.rstrip("/") not in {i.rstrip("/") for i in state.settings.issuers}:
             raise LaunchError(f"This app may not be launched by {iss}: not an allowed EHR", 403)
         state.client_auth()  # fail before redirecting when the app is not registered
-        config = await oauth.discover(state.http, iss)
+        config = await state.discover(iss.rstrip("/"))
         session = state.sessions.new()
         verifier, challenge = oauth.pkce_pair()
         session.iss, session.code_verifier = iss.rstrip("/"), verifier

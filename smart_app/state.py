@@ -19,6 +19,8 @@ from smart_app.config import SmartSettings
 from smart_app.oauth import LaunchError
 from smart_app.sessions import COOKIE, Session, SessionStore
 
+DISCOVERY_TTL_S = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
@@ -55,7 +57,16 @@ class SmartState:
     public_base: str | None  # CDSS_BASE_URL / CDSS_SMART_PUBLIC_URL, else per request
     dicomweb_url: str | None
     dicomweb_auth: tuple[str, str] | None
-    configs: dict[str, oauth.SmartConfig] = field(default_factory=dict)
+    configs: dict[str, tuple[oauth.SmartConfig, float]] = field(default_factory=dict)
+
+    async def discover(self, iss: str) -> oauth.SmartConfig:
+        """The issuer's SMART configuration, re-read at most every 5 minutes."""
+        cached = self.configs.get(iss)
+        if cached is not None and time.time() - cached[1] < DISCOVERY_TTL_S:
+            return cached[0]
+        config = await oauth.discover(self.http, iss)
+        self.configs[iss] = (config, time.time())
+        return config
 
     def base(self, request: Request) -> str:
         if self.public_base:
