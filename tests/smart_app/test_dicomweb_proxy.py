@@ -134,3 +134,22 @@ def test_unsupported_paths_are_400(
     for path in ("/dicom-web/patients", "/dicom-web/studies/1.2/../../tools"):
         answer = http.get(stack.app_base + path, headers=session_a.headers)
         assert answer.status_code in (400, 404), path
+
+
+def test_tokens_are_refreshed_before_expiry(stack: SmartStack, http: httpx.Client) -> None:
+    settings = stack.smart_state().settings
+    saved = settings.scopes_v2
+    settings.scopes_v2 = saved + " offline_access"  # the EHR issues a refresh token with it
+    try:
+        launched = launch(http, stack.launch_url(stack.a.id))
+    finally:
+        settings.scopes_v2 = saved
+    session = stack.smart_state().sessions.get(launched.cookie)
+    old = session.tokens
+    assert old.refresh_token
+    old.expires_at = time.time() + 5  # inside the refresh margin
+    url = f"{stack.app_base}/dicom-web/studies/{stack.a.study_uid}/series"
+    assert http.get(url, headers=launched.headers).status_code == 200
+    assert session.tokens.access_token != old.access_token
+    assert session.tokens.expires_at > time.time() + 600
+    assert session.tokens.refresh_token and session.tokens.refresh_token != old.refresh_token
