@@ -256,7 +256,7 @@ def test_paging_links_are_kept_relative_to_the_upstream_base() -> None:
 def test_sync_writes_through_idempotently_and_links_by_mrn(tmp_path: Path, upstream: str) -> None:
     """The sync engine on the upstream store: batches with their cursor, no new versions for a
     redelivered record, an MRN reference linked to the patient stored in the upstream."""
-    settings = StoreSettings(store="upstream", upstream_fhir_url=upstream)  # type: ignore[arg-type]
+    settings = StoreSettings(store="upstream", upstream_fhir_url=upstream)
     store = open_store(f"sqlite:///{tmp_path / 'sync.db'}", settings)
     try:
         batches = [Batch([patient("A")], cursor="1"), Batch([result("A", 1)], cursor="2")]
