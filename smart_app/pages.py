@@ -98,10 +98,13 @@ IMPORT_MAP = (
     f'"magic-wand-tool":"{VENDOR}/shims/magic-wand.js",'
     f'"dwv":"{VENDOR}/dwv/dwv.min.js"'
     "}}</script>"
-    f'<script src="{VENDOR}/konva/konva.min.js"></script>'
-    f'<script src="{VENDOR}/jszip/jszip.min.js"></script>'
-    f'<script src="{VENDOR}/magic-wand-tool/magic-wand.min.js"></script>'
+    f'<link rel="modulepreload" href="{VENDOR}/dwv/dwv.min.js">'
+    f'<script defer src="{VENDOR}/konva/konva.min.js"></script>'
+    f'<script defer src="{VENDOR}/jszip/jszip.min.js"></script>'
+    f'<script defer src="{VENDOR}/magic-wand-tool/magic-wand.min.js"></script>'
 )
+"""Deferred classic scripts run, in order, before the (deferred) module scripts that follow, so
+the shims find the globals; dwv itself is fetched from the start (modulepreload)."""
 
 
 def viewer(

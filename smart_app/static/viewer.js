@@ -15,20 +15,6 @@ const overlay = document.getElementById('overlay');
 const data = root.dataset;
 const base = `/dicom-web/studies/${data.study}/series/${data.series}`;
 
-function tagValue(row, tag) {
-  const v = row[tag] && row[tag].Value;
-  return v ? v[0] : undefined;
-}
-
-async function instanceUrls() {
-  const r = await fetch(`${base}/instances`, {headers: {Accept: 'application/dicom+json'},
-    credentials: 'same-origin'});
-  if (!r.ok) throw new Error(`the PACS proxy answered ${r.status} for the series`);
-  const rows = await r.json();
-  rows.sort((a, b) => (tagValue(a, '00200013') || 0) - (tagValue(b, '00200013') || 0));
-  return rows.map((row) => `${base}/instances/${tagValue(row, '00080018')}`);
-}
-
 const app = new App();
 const options = new AppOptions({'*': [new ViewConfig('layerGroup0')]});
 options.tools = {Scroll: new ToolConfig(), WindowLevel: new ToolConfig()};
@@ -146,17 +132,9 @@ root.addEventListener('keydown', (event) => {
   if (key) preset(key);
 });
 
-instanceUrls()
-  .then((urls) => {
-    if (!urls.length) throw new Error('the series has no instances');
-    // The whole series in one multipart WADO-RS answer: dwv sizes its volume by the parts.
-    root.dataset.instances = String(urls.length);
-    app.loadURLs([base], {requestHeaders: [{name: 'Accept', value: ACCEPT}], withCredentials: true});
-  })
-  .catch((err) => {
-    status.textContent = `The images could not be loaded: ${err.message}`;
-    root.dataset.error = '1';
-  });
+// The whole series in one multipart WADO-RS answer (dwv sizes its volume by the parts), asked
+// for at once: the proxy checks the study's patient on this very request.
+app.loadURLs([base], {requestHeaders: [{name: 'Accept', value: ACCEPT}], withCredentials: true});
 
 // For tests and the benchmark: read-only views of the viewer's state.
 window.cdssViewer = {app, currentSlice, findingSlice, drawFinding};
