@@ -66,29 +66,69 @@ def _expression(resource_type: str, loc: tuple[int | str, ...]) -> str:
 # then can the model's values differ in JSON type from the input's.
 _SCALAR_LOOKALIKE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false")
 
+Path = tuple[int | str, ...]
 
-def _prune(value: Any) -> tuple[Any, bool]:
+
+def _prune(value: Any, path: Path, lookalikes: list[Path]) -> Any:
     """The value without nulls and empty strings, arrays and objects (which FHIR JSON never
-    carries), and whether it holds a string that lax validation might have coerced."""
+    carries); appends to `lookalikes` the path of each string that lax validation might have
+    coerced (all-digit codes, ids, "true")."""
     if isinstance(value, dict):
-        out, odd = {}, False
+        out = {}
         for key, item in value.items():
-            kept, item_odd = _prune(item)
-            odd = odd or item_odd
+            kept = _prune(item, (*path, key), lookalikes)
             if kept is not None:
                 out[key] = kept
-        return (out or None), odd
+        return out or None
     if isinstance(value, list):
-        items, odd = [], False
-        for item in value:
-            kept, item_odd = _prune(item)
-            odd = odd or item_odd
+        items = []
+        for n, item in enumerate(value):
+            kept = _prune(item, (*path, n), lookalikes)
             if kept is not None:
                 items.append(kept)
-        return (items or None), odd
+        return items or None
     if isinstance(value, str):
-        return (value or None), _SCALAR_LOOKALIKE.fullmatch(value) is not None
-    return value, False
+        if not value:
+            return None
+        if _SCALAR_LOOKALIKE.fullmatch(value) is not None:
+            lookalikes.append(path)
+    return value
+
+
+_ATTRIBUTES: dict[type, dict[str, str]] = {}
+
+
+def _attributes(cls: type) -> dict[str, str]:
+    """JSON name -> attribute name of a model's fields (they differ for `_x` and keywords)."""
+    found = _ATTRIBUTES.get(cls)
+    if found is None:
+        fields = getattr(cls, "model_fields", {})
+        found = _ATTRIBUTES[cls] = {(info.alias or name): name for name, info in fields.items()}
+    return found
+
+
+def _model_value(model: Any, path: Path) -> Any:
+    value = model
+    for step in path:
+        if isinstance(step, int):
+            value = value[step]
+        else:
+            value = getattr(value, _attributes(type(value))[step])
+    return value
+
+
+def _coerced(model: Any, lookalikes: list[Path]) -> bool:
+    """Whether the model holds a non-string where the input had a number-like string: only
+    elements typed decimal/integer/boolean coerce; codes, ids and strings stay strings. A path
+    the walk cannot follow (pruned empties shift list indexes) counts as coerced: the model's
+    own dump is then stored, which is always right, only slower."""
+    for path in lookalikes:
+        try:
+            if not isinstance(_model_value(model, path), str):
+                return True
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return True
+    return False
 
 
 def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,8 +136,10 @@ def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
 
     The canonical form is the resource as sent, without nulls and empty values. Re-serialising
     the model would cost more than validating it, and gives the same JSON except where lax
-    validation coerced a string into a number or boolean; only resources holding such a string
-    take the model's own dump, so the stored JSON always has the types the model checked.
+    validation coerced a string into a number or boolean; only resources where the model holds
+    such a coerced value take the model's own dump (a number-like string in a string-typed
+    element, such as an all-digit SNOMED or RxNorm code, does not), so the stored JSON always
+    has the types the model checked.
     """
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
@@ -113,8 +155,9 @@ def validate(resource: Mapping[str, Any]) -> dict[str, Any]:
             for err in exc.errors()
         ]
         raise InvalidResource(problems) from None
-    pruned, coercible = _prune(dict(resource))
-    if coercible:
+    lookalikes: list[Path] = []
+    pruned = _prune(dict(resource), (), lookalikes)
+    if lookalikes and _coerced(model, lookalikes):
         dumped = model.model_dump_json(exclude_none=True, exclude_unset=True)
         canonical: dict[str, Any] = orjson.loads(dumped)
     else:

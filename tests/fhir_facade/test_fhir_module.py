@@ -98,3 +98,40 @@ def test_known_types() -> None:
     assert is_known_type("ImagingStudy")
     assert not is_known_type("imagingstudy")
     assert not is_known_type("Foo")
+
+
+def test_number_like_strings_keep_their_type_where_the_element_is_a_string(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fhir_facade import fhir
+
+    slow: list[bool] = []
+    real = fhir._coerced
+    monkeypatch.setattr(fhir, "_coerced", lambda m, p: slow.append(real(m, p)) or slow[-1])
+    med = {
+        "resourceType": "MedicationRequest", "id": "123", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/1"},
+        "medicationCodeableConcept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "860975"}]},
+        "note": [{"text": "true"}],
+    }  # fmt: skip
+    assert validate(med) == med  # all-digit RxNorm code, numeric id, "true" text: strings
+    enc = {"resourceType": "Encounter", "status": "finished", "class": {"code": "123"}}
+    assert validate(enc) == enc  # `class` is a keyword attribute in the model
+    assert slow == [False, False]  # the fast path, though the strings look like numbers
+    coerced = validate(
+        {
+            "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/1"}, "medicationCodeableConcept": {"text": "x"},
+            "dosageInstruction": [{"sequence": "2", "asNeededBoolean": "true"}],
+        }
+    )  # fmt: skip
+    assert coerced["dosageInstruction"] == [{"sequence": 2, "asNeededBoolean": True}]
+    obs = validate(
+        {
+            "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "valueQuantity": {"value": "1.5", "code": "1"},
+        }
+    )  # fmt: skip
+    assert obs["valueQuantity"] == {"value": 1.5, "code": "1"}
+    assert slow[2:] == [True, True]
