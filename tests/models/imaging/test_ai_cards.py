@@ -7,7 +7,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ from models.imaging import fhir
 from models.imaging.infer import Finding
 
 SMART = "https://smart.example.org/launch"
-PID = "p-ai"
 
 
-@pytest.fixture
-def http(tmp_path: Path) -> Iterator[TestClient]:
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    tmp_path = tmp_path_factory.mktemp("cards")
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         data_dir=tmp_path / "var",
@@ -42,9 +41,9 @@ def _put(http: TestClient, *resources: dict[str, Any]) -> None:
         assert answer.status_code in (200, 201), answer.text
 
 
-def _store_finding(http: TestClient, present: bool) -> tuple[dict[str, Any], Finding]:
+def _store_finding(http: TestClient, pid: str, present: bool) -> tuple[dict[str, Any], Finding]:
     now = datetime.now(UTC)
-    study = ex.imaging_study("ct-1", PID, now - timedelta(days=20), description="CT chest")
+    study = ex.imaging_study(f"ct-{pid}", pid, now - timedelta(days=20), description="CT chest")
     uid = study["identifier"][0]["value"].removeprefix("urn:oid:")
     finding = Finding(
         probability=0.87 if present else 0.03,
@@ -60,12 +59,12 @@ def _store_finding(http: TestClient, present: bool) -> tuple[dict[str, Any], Fin
     )
     ctx = fhir.StudyContext(
         study_uid=uid,
-        imaging_study_id="ct-1",
-        patient=f"Patient/{PID}",
+        imaging_study_id=study["id"],
+        patient=f"Patient/{pid}",
         effective=study["started"],
         issued=now.isoformat(timespec="seconds"),
     )
-    _put(http, ex.patient(PID), study, *fhir.resources(finding, ctx))
+    _put(http, ex.patient(pid), study, *fhir.resources(finding, ctx))
     return study, finding
 
 
@@ -76,7 +75,7 @@ def _smart_links(card: dict[str, Any]) -> list[dict[str, Any]]:
 def _expected_context(study: dict[str, Any]) -> dict[str, str]:
     return {
         "view": "imaging",
-        "imagingStudy": "ImagingStudy/ct-1",
+        "imagingStudy": f"ImagingStudy/{study['id']}",
         "series": study["series"][0]["uid"],
     }
 
@@ -84,11 +83,11 @@ def _expected_context(study: dict[str, Any]) -> dict[str, str]:
 def test_patient_imaging_summary_lists_the_ai_finding_and_links_the_viewer(
     http: TestClient,
 ) -> None:
-    study, _ = _store_finding(http, present=True)
+    study, _ = _store_finding(http, "p-summary", present=True)
     body = {
         "hook": "patient-view",
         "hookInstance": str(uuid.uuid4()),
-        "context": {"userId": "Practitioner/x", "patientId": PID},
+        "context": {"userId": "Practitioner/x", "patientId": "p-summary"},
     }
     answer = http.post("/cds-services/patient-imaging-summary", json=body)
     assert answer.status_code == 200, answer.text
@@ -105,10 +104,11 @@ def test_patient_imaging_summary_lists_the_ai_finding_and_links_the_viewer(
 
 
 def test_imaging_order_safety_shows_the_prior_studys_ai_finding(http: TestClient) -> None:
-    study, _ = _store_finding(http, present=False)
-    draft = ex.service_request("d-ct", PID, ex.CT_CHEST_PLAIN)
+    study, _ = _store_finding(http, "p-order", present=False)
+    draft = ex.service_request("d-ct", "p-order", ex.CT_CHEST_PLAIN)
     answer = http.post(
-        "/cds-services/imaging-order-safety", json=ex.order_request("order-select", PID, [draft])
+        "/cds-services/imaging-order-safety",
+        json=ex.order_request("order-select", "p-order", [draft]),
     )
     assert answer.status_code == 200, answer.text
     cards = [
@@ -126,10 +126,11 @@ def test_imaging_order_safety_shows_the_prior_studys_ai_finding(http: TestClient
 
 
 def test_no_ai_finding_no_ai_card(http: TestClient) -> None:
-    _put(http, ex.patient(PID), ex.imaging_study("ct-1", PID, datetime.now(UTC)))
-    draft = ex.service_request("d-ct", PID, ex.CT_CHEST_PLAIN)
+    _put(http, ex.patient("p-none"), ex.imaging_study("ct-none", "p-none", datetime.now(UTC)))
+    draft = ex.service_request("d-ct", "p-none", ex.CT_CHEST_PLAIN)
     answer = http.post(
-        "/cds-services/imaging-order-safety", json=ex.order_request("order-select", PID, [draft])
+        "/cds-services/imaging-order-safety",
+        json=ex.order_request("order-select", "p-none", [draft]),
     )
     assert answer.status_code == 200, answer.text
     topics = [c["source"].get("topic", {}).get("code") for c in answer.json()["cards"]]
