@@ -54,10 +54,13 @@ class LoadedModels:
         try:
             version = self.registry.promoted(name)
             if version is None:
-                raise RegistryError(
+                problem = (
                     f"model {name} has no promoted version in {self.registry.root}: train one "
                     f"and run `cdss models promote {name} VERSION`"
                 )
+                log.warning("model %s is not served: %s", name, problem)
+                self.status[name] = ModelStatus(name, None, False, problem)
+                return None
             loaded = loader(version)
         except RegistryError as exc:
             log.error("model %s is not served: %s", name, exc)

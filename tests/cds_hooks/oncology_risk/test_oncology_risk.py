@@ -138,3 +138,15 @@ def test_unloadable_model_gives_an_info_card_and_a_503_card_route(
         assert resp.status_code == 503 and "corrupt" in resp.json()["message"]
         listed = http.get("/models").json()["models"][0]
         assert listed["serving"]["serving"] is False
+
+
+def test_no_promoted_model_says_how_to_train_one(
+    make_app: Callable[..., FastAPI], keys: Keys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CDSS_MODELS_DIR", str(tmp_path / "empty"))
+    with serve(make_app()) as base, httpx.Client(base_url=base, timeout=30) as http:
+        h = Harness(http, keys.ec, base=base)
+        _put(h, _record("onc-5"))
+        [card] = _cards(h, _view("onc-5"))
+        assert "unavailable" in card["summary"] and "cdss models promote" in card["detail"]
+        assert http.get(f"/models/{ID}").status_code == 503
