@@ -87,6 +87,10 @@ def _store_batch(
     """`known`: the MRNs resolved by earlier batches of this run (see IdentityLinker)."""
     linker, changed = IdentityLinker(unit, known), []
     OrderLinker(unit).link(batch.resources)  # the hub's order links survive re-syncs
+    prefetch = getattr(unit, "prefetch", None)  # the SQL store: one lookup per batch, not row
+    if prefetch is not None:
+        keys = [(str(r.get("resourceType")), str(r["id"])) for r in batch.resources if r.get("id")]
+        prefetch(keys)
     for resource in batch.resources:
         rtype = str(resource.get("resourceType"))
         stamp(resource, source.name, source.base_url)

@@ -125,3 +125,32 @@ def test_concurrent_writers_all_land(store: SqlStore) -> None:
         t.join()
     assert errors == []
     assert count(store, "Patient") == 40
+
+
+def test_prefetched_upserts_match_row_by_row_upserts(store: SqlStore) -> None:
+    """`prefetch` (the sync's one lookup per batch) gives the same versions as plain updates:
+    unchanged, changed, created, deleted-then-updated, created-in-the-unit-then-updated."""
+    with store.unit() as unit:
+        for name in ("same", "changed", "gone"):
+            unit.update({**patient(name), "id": name})
+    with store.unit() as unit:
+        unit.delete("Patient", "gone")
+    with store.unit() as unit:
+        prefetch = unit.prefetch  # type: ignore[attr-defined]  # SqlUnit only
+        prefetch([("Patient", i) for i in ("same", "changed", "gone", "new", "twice", "dup")])
+        assert not unit.update({**patient("same"), "id": "same"}).changed
+        assert unit.update({**patient("Changed"), "id": "changed"}).resource.version_id == 2
+        revived = unit.update({**patient("gone"), "id": "gone"})
+        assert (revived.created, revived.resource.version_id) == (True, 3)
+        assert unit.update({**patient("new"), "id": "new"}).created
+        unit.update({**patient("twice"), "id": "twice"})
+        assert unit.update({**patient("Twice"), "id": "twice"}).resource.version_id == 2
+        unit.update({**patient("dup"), "id": "dup"})
+        unit.delete("Patient", "dup")
+        assert unit.update({**patient("dup"), "id": "dup"}).resource.version_id == 3
+    with store.read_unit() as unit:
+        assert unit.read("Patient", "changed").version_id == 2
+        assert unit.read("Patient", "twice").version_id == 2
+        assert unit.read("Patient", "same").version_id == 1
+    assert count(store, "Patient", ("family", "Changed")) == 1
+    assert count(store, "Patient") == 6
