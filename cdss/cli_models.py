@@ -39,22 +39,29 @@ def _fail(exc: Exception) -> typer.Exit:
 def list_models() -> None:
     """Every model version with its task, headline metric and whether it serves."""
     reg = registry()
-    table = Table("name", "version", "created", "task", "promoted")
+    table = Table("name", "version", "created", "patients", "AUROC", "ECE", "promoted")
     for name in reg.names():
         try:
             versions = reg.versions(name)
         except RegistryError as exc:
-            table.add_row(name, "?", "", f"[red]{exc}[/red]", "")
+            table.add_row(name, "?", f"[red]{exc}[/red]", "", "", "", "")
             continue
         for v in versions:
+            test = v.card.get("metrics", {}).get("test", {})
             table.add_row(
                 name, str(v.version), str(v.card.get("created", "")),
-                str(v.card.get("task", ""))[:60], "yes" if v.promoted else "",
+                str(v.card.get("training_data", {}).get("patients", "")),
+                _headline(test.get("auroc")), _headline(test.get("ece")),
+                "yes" if v.promoted else "",
             )  # fmt: skip
     if not table.rows:
         console.print(f"no models in {reg.root}: train one with `cdss train risk`")
         return
     Console().print(table)
+
+
+def _headline(block: Any) -> str:
+    return f"{block['value']:.3f}" if isinstance(block, dict) and "value" in block else ""
 
 
 @models_app.command("show")
