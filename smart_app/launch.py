@@ -32,15 +32,21 @@ VIEW_KEYS = ("view", "imagingStudy", "study", "series")
 
 
 def set_cookie(state: SmartState, response: Response, session: Session) -> None:
-    response.set_cookie(
-        COOKIE,
-        session.id,
-        max_age=state.settings.session_ttl_s,
-        path="/",
-        httponly=True,
-        secure=state.settings.cookie_secure,
-        samesite="none" if state.settings.cookie_secure else "lax",
-    )
+    """`HttpOnly; Secure; SameSite=None; Partitioned`: the session must survive OpenEMR's
+    cross-site iframe (client-js #115), where browsers that block third-party cookies still keep
+    a partitioned (CHIPS) one, since the launch, the login and the pages all happen in the frame.
+    Written by hand: Python's http.cookies knows `Partitioned` only from 3.14."""
+    parts = [
+        f"{COOKIE}={session.id}",
+        f"Max-Age={state.settings.session_ttl_s}",
+        "Path=/",
+        "HttpOnly",
+    ]
+    if state.settings.cookie_secure:
+        parts += ["Secure", "SameSite=None", "Partitioned"]
+    else:
+        parts.append("SameSite=Lax")
+    response.headers.append("set-cookie", "; ".join(parts))
 
 
 def view_target(context: dict[str, Any] | None) -> str:

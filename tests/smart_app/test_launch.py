@@ -31,7 +31,7 @@ def test_launch_redirects_to_authorize_with_pkce_state_and_aud(
     assert len(query["state"]) >= 40  # 32 random bytes, urlsafe base64
     assert "launch" in query["scope"].split() and "user/Patient.rs" in query["scope"].split()
     cookie = start.headers["set-cookie"]
-    for flag in ("HttpOnly", "Secure", "SameSite=none"):
+    for flag in ("HttpOnly", "Secure", "SameSite=none", "Partitioned"):
         assert flag.lower() in cookie.lower()
     assert "access_token" not in start.text
 
