@@ -21,6 +21,7 @@ from smart_app.state import SmartState
 
 AI_SYSTEM = "urn:cdss:ai"
 DICOM_UID = "urn:dicom:uid"
+NON_IMAGE = frozenset({"SR", "SEG", "KO", "PR", "RTSTRUCT"})  # DICOM modalities without pixels
 
 
 def tagged(resource: Mapping[str, Any], code: str) -> bool:
@@ -120,8 +121,15 @@ def build_router(state: SmartState) -> APIRouter:
                     finding = finding_view(obs)
                     break
         series = request.query_params.get("series") or (finding or {}).get("series")
-        if not series:
-            series = next((str(s.get("uid")) for s in study.get("series", []) if s.get("uid")), "")
+        if not series:  # the first image series (the AI pipeline adds an SR series, 9901)
+            series = next(
+                (
+                    str(s.get("uid"))
+                    for s in study.get("series", [])
+                    if s.get("uid") and (s.get("modality") or {}).get("code") not in NON_IMAGE
+                ),
+                "",
+            )
         return pages.viewer(
             study=study,
             study_uid=uid,

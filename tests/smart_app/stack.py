@@ -203,8 +203,8 @@ def write_ai_result(store: SqlStore, p: PatientFixture, probability: float) -> s
                 "coding": [
                     {
                         "system": "http://snomed.info/sct",
-                        "code": "427359005",
-                        "display": "Solitary nodule of lung",
+                        "code": "786838002",
+                        "display": "Nodule of lung",
                     }
                 ],
                 "text": "Pulmonary nodule",
@@ -217,6 +217,15 @@ def write_ai_result(store: SqlStore, p: PatientFixture, probability: float) -> s
                 ]
             },
             "derivedFrom": [{"reference": f"ImagingStudy/{p.study_id}"}],
+            "contained": [
+                {
+                    "resourceType": "Device",
+                    "id": "model",
+                    "deviceName": [{"name": "lung-nodule", "type": "model-name"}],
+                    "version": [{"value": "1.2.0"}],
+                }
+            ],
+            "device": {"reference": "#model", "display": model},
             "component": [
                 comp(
                     "probability",
