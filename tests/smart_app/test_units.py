@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from smart_app.dicomweb import wado_accept
 from smart_app.imaging import finding_view
@@ -49,7 +50,9 @@ def test_view_targets_from_smart_links() -> None:
 
 
 def test_suggestion_actions_on_drafts() -> None:
-    drafts = {"a": {"resourceType": "ServiceRequest", "id": "a", "code": {"text": "CT with"}}}
+    drafts: dict[str, dict[str, Any]] = {
+        "a": {"resourceType": "ServiceRequest", "id": "a", "code": {"text": "CT with"}}
+    }
     update = {"resourceType": "ServiceRequest", "id": "a", "code": {"text": "CT without"}}
     create = {"resourceType": "ServiceRequest", "code": {"text": "Creatinine"}}
     apply_actions(drafts, [{"type": "update", "resource": update}])
