@@ -91,3 +91,26 @@ def test_patient_with_normal_egfr_gets_no_renal_warning(
     s = launch(http, stack.launch_url(stack.b.id))
     state = _post(http, stack, s, "select", {"key": CT_WITH, "checked": True})
     assert not [c for c in state["cards"] if "eGFR" in c["summary"]]
+
+
+def test_override_needs_one_of_the_cards_reasons_and_sends_feedback(
+    stack: SmartStack, http: httpx.Client
+) -> None:
+    s = launch(http, stack.launch_url(stack.a.id))
+    state = _post(http, stack, s, "select", {"key": CT_WITH, "checked": True})
+    (card,) = [c for c in state["cards"] if "eGFR 24" in c["summary"]]
+    refused = http.post(
+        f"{stack.app_base}/smart/api/orders/override",
+        json={"card": card["uuid"], "reason": "because-i-say-so"},
+        headers=s.headers,
+    )
+    assert refused.status_code == 400 and "override reasons" in refused.text
+    reason = card["overrideReasons"][0]["code"]
+    before = _feedback_events(stack)
+    state = _post(http, stack, s, "override", {"card": card["uuid"], "reason": reason})
+    assert card["uuid"] not in [c["uuid"] for c in state["cards"]]
+    assert [d["key"] for d in state["drafts"]] == [CT_WITH]  # the order stays as chosen
+    deadline = time.monotonic() + 10
+    while _feedback_events(stack) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _feedback_events(stack) == before + 1
