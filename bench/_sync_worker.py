@@ -241,7 +241,9 @@ def model_split(
             t0 = time.perf_counter()
             model = cls.model_validate(dict(item))
             t1 = time.perf_counter()
-            pruned, odd = fhir._prune(dict(item))
+            lookalikes: list[fhir.Path] = []
+            pruned = fhir._prune(dict(item), (), lookalikes)
+            odd = bool(lookalikes) and fhir._coerced(model, lookalikes)
             orjson.dumps(pruned)
             t2 = time.perf_counter()
             orjson.loads(model.model_dump_json(exclude_none=True, exclude_unset=True))
