@@ -12,14 +12,14 @@ path is checked in tests/models/tabular (same cohort, both ways).
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
 from adapters.base import MRN_SYSTEM
 from adapters.senaite.loinc import LoincTable, load_table
 from cds_hooks.clinical.renal import egfr_ckd_epi_2021
-from simulators.cohort.model import SyntheticPatient
+from simulators.cohort.model import LabResult, SyntheticPatient
 from simulators.cohort.openemr_writer import ICD10
 
 LOINC = "http://loinc.org"
@@ -104,12 +104,20 @@ def patient_record(p: SyntheticPatient, pid: str) -> list[dict[str, Any]]:
         out.append(_condition(pid, f"{pid}-cond-{i}", condition, since))
     if p.cancer and p.diagnosis_date is not None:
         out.append(_condition(pid, f"{pid}-cancer", "lung-cancer", p.diagnosis_date))
-    for i, lab in enumerate(p.labs):
-        when = lab.taken.strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.append(_lab(pid, f"{pid}-lab-{i}", lab.keyword, lab.value, lab.unit, when))
-        if lab.keyword == "CREA":
-            egfr = round(egfr_ckd_epi_2021(lab.value, p.age_at(lab.taken.date()), p.sex))  # type: ignore[arg-type]
-            out.append(_lab(pid, f"{pid}-egfr-{i}", "EGFR", egfr, "mL/min/{1.73_m2}", when))
+    # One lab sample per sampling time, as the SENAITE writer files them: two panels drawn at
+    # the same instant become one sample whose later value per analyte wins.
+    panels: dict[datetime, dict[str, LabResult]] = {}
+    for lab in p.labs:
+        panels.setdefault(lab.taken, {})[lab.keyword] = lab
+    for n, (taken, labs) in enumerate(sorted(panels.items())):
+        when = taken.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for lab in labs.values():
+            out.append(
+                _lab(pid, f"{pid}-{n}-{lab.keyword}", lab.keyword, lab.value, lab.unit, when)
+            )
+        if "CREA" in labs:
+            egfr = round(egfr_ckd_epi_2021(labs["CREA"].value, p.age_at(taken.date()), p.sex))  # type: ignore[arg-type]
+            out.append(_lab(pid, f"{pid}-{n}-EGFR", "EGFR", egfr, "mL/min/{1.73_m2}", when))
     if p.ct is not None:
         out.append(
             {
