@@ -92,7 +92,7 @@ def seed(
 
 def _summary(reports: list[SyncReport]) -> Table:
     table = Table(title="sync")
-    for column in ("source", "type", "created", "updated", "unchanged", "rejected"):
+    for column in ("source", "type", "created", "updated", "unchanged", "rejected", "deleted"):
         table.add_column(column, justify="left" if column in ("source", "type") else "right")
     for report in reports:
         for rtype, c in sorted(report.counts.items()):
@@ -103,12 +103,13 @@ def _summary(reports: list[SyncReport]) -> Table:
                 str(c.updated),
                 str(c.unchanged),
                 str(c.rejected),
+                str(c.deleted),
             )
     return table
 
 
 def sync(
-    source: str | None = typer.Option(None, help="Only this source (openemr|senaite|orthanc)"),
+    source: str | None = typer.Option(None, help="Only this source (openemr|senaite|orthanc|pacs)"),
     follow: bool = typer.Option(False, help="Keep polling the sources until interrupted"),
 ) -> None:
     """Pull every configured source incrementally into the facade's store."""
@@ -116,7 +117,9 @@ def sync(
     sources = build_sources(src, only=source)
     if not sources:
         console.print(
-            "[red]No source configured (CDSS_OPENEMR_URL, CDSS_SENAITE_URL, CDSS_ORTHANC_URL)[/red]"
+            "[red]No source configured: set CDSS_OPENEMR_URL, CDSS_SENAITE_URL, and "
+            "CDSS_PACS_URL (with CDSS_PACS_PROFILE=dicomweb for a standard DICOMweb PACS) "
+            "or CDSS_ORTHANC_URL[/red]"
         )
         raise typer.Exit(2)
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
