@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir_facade.errors import printable
+
 #: OperationOutcome issue codes (FHIR IssueType) for the statuses this service answers with.
 _ISSUE_CODES = {400: "invalid", 404: "not-found", 412: "processing", 413: "too-costly"}
 
@@ -31,10 +33,10 @@ class CdsError(Exception):
         issue: dict[str, Any] = {
             "severity": "error" if self.status < 500 else "fatal",
             "code": _ISSUE_CODES.get(self.status, "exception" if self.status >= 500 else "invalid"),
-            "diagnostics": self.message,
+            "diagnostics": printable(self.message),
         }
         if self.expression:
-            issue["expression"] = list(self.expression)
+            issue["expression"] = [printable(e) for e in self.expression]
         return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 

@@ -7,10 +7,18 @@ client always gets a FHIR OperationOutcome with a status that says what went wro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["fatal", "error", "warning", "information"]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def printable(text: str) -> str:
+    """`text` with the control characters an R4 string may not hold written as \\xNN: messages
+    quote what the client sent (e.g. `_format=\\x01`), and must still be valid FHIR."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +34,10 @@ class Issue:
         out: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,
-            "diagnostics": self.diagnostics,
+            "diagnostics": printable(self.diagnostics),
         }
         if self.expression:
-            out["expression"] = list(self.expression)
+            out["expression"] = [printable(e) for e in self.expression]
         return out
 
 

@@ -59,3 +59,12 @@ def test_an_offset_past_24_hours_is_not_a_date_and_is_ignored(cds_client: TestCl
     assert resp.status_code == 200, resp.text
     (summary,) = resp.json()["cards"]
     assert summary["summary"].startswith("1 imaging study")
+
+
+def test_an_error_quoting_a_control_character_is_still_valid_fhir(cds_client: TestClient) -> None:
+    """R4 strings may not hold control characters; the 406 for `_format` quoted the value raw."""
+    resp = cds_client.get("/fhir/Condition", params={"_format": "a\x01b"})
+    assert resp.status_code == 406
+    (issue,) = resp.json()["issue"]
+    assert issue["diagnostics"] == "_format=a\\x01b is not supported; use json"
+    assert not any(ord(ch) < 32 for ch in resp.text)
