@@ -14,13 +14,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from adapters.dicomweb.settings import PacsSettings
 from cdss.settings import Settings
-from cdss.sources import SourceSettings, orthanc_auth
 from fhir_facade.store.base import Store
 from smart_app import dicomweb, imaging, launch, orders, risk
 from smart_app.audit import Writer, store_writer
 from smart_app.config import SmartSettings
 from smart_app.oauth import LaunchError
+from smart_app.pacs import upstream
 from smart_app.pages import error_page
 from smart_app.sessions import SessionStore
 from smart_app.state import SmartState, load_key
@@ -28,17 +29,26 @@ from smart_app.state import SmartState, load_key
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def build_state(
-    settings: Settings, smart: SmartSettings, store: Store | None, audit: Writer | None = None
-) -> SmartState:
-    sources = SourceSettings()
-    dicomweb_url = str(smart.dicomweb_url).rstrip("/") if smart.dicomweb_url else None
-    auth: tuple[str, str] | None = None
+def _dicomweb(smart: SmartSettings, pacs: PacsSettings) -> tuple[str | None, httpx.Auth | None]:
+    """The proxy's upstream: the site's PACS (CDSS_PACS_*, any profile and auth kind), unless
+    CDSS_SMART_DICOMWEB_URL points the viewer elsewhere (with its own basic credentials, or
+    else the PACS's auth)."""
+    dicomweb_url, auth = upstream(pacs)
+    if smart.dicomweb_url is not None:
+        dicomweb_url = str(smart.dicomweb_url).rstrip("/")
     if smart.dicomweb_user and smart.dicomweb_password:
-        auth = (smart.dicomweb_user, smart.dicomweb_password.get_secret_value())
-    if dicomweb_url is None and sources.orthanc_url:
-        dicomweb_url = str(sources.orthanc_url).rstrip("/") + "/dicom-web"
-        auth = auth or orthanc_auth(sources)
+        auth = httpx.BasicAuth(smart.dicomweb_user, smart.dicomweb_password.get_secret_value())
+    return dicomweb_url, auth
+
+
+def build_state(
+    settings: Settings,
+    smart: SmartSettings,
+    store: Store | None,
+    audit: Writer | None = None,
+    pacs: PacsSettings | None = None,
+) -> SmartState:
+    dicomweb_url, auth = _dicomweb(smart, pacs if pacs is not None else PacsSettings())
     public = smart.public_url or settings.base_url
     return SmartState(
         settings=smart,

@@ -39,7 +39,7 @@ class SmartSettings(BaseSettings):
         description="CDS service base URLs (default: {public base}/cds-services)",
     )
     dicomweb_url: AnyHttpUrl | None = Field(
-        None, description="upstream DICOMweb base (default: CDSS_ORTHANC_URL + /dicom-web)"
+        None, description="upstream DICOMweb base (default: the PACS's, from CDSS_PACS_*)"
     )
     dicomweb_user: str | None = None
     dicomweb_password: SecretStr | None = None

@@ -1,6 +1,8 @@
 """`/dicom-web`: the patient-scoped DICOMweb proxy the viewer reads (QIDO-RS, WADO-RS).
 
-Orthanc sends no CORS headers and knows nothing of SMART sessions (ARCHITECTURE §1), so the
+The upstream is the site's PACS, whatever its profile (`orthanc` or standard `dicomweb`, e.g.
+dcm4chee-arc) and auth kind, as CDSS_PACS_* configure it (smart_app/pacs.py). A PACS sends no
+CORS headers and knows nothing of SMART sessions (ARCHITECTURE §1), so the
 viewer reads DICOM through the app's own origin. Every request needs a live session (401
 otherwise); a request that names a study is forwarded only when that study's PatientID is one of
 the session patient's MRNs (403 otherwise); study searches are constrained to those MRNs. Each
@@ -54,7 +56,7 @@ def build_router(state: SmartState) -> APIRouter:
     router = APIRouter()
 
     async def owner(study_uid: str) -> str | None:
-        """The PatientID Orthanc holds for the study (QIDO), None when it has no such study."""
+        """The PatientID the PACS holds for the study (QIDO), None when it has no such study."""
         url = f"{state.dicomweb_url}/studies"
         params = {"StudyInstanceUID": study_uid, "includefield": "00100020"}
         response = await state.http.get(
@@ -77,7 +79,7 @@ def build_router(state: SmartState) -> APIRouter:
         if session is None or not session.authorized:
             return _problem(401, "No SMART session: launch the app from the EHR")
         if state.dicomweb_url is None:
-            return _problem(503, "No DICOMweb server is configured (CDSS_SMART_DICOMWEB_URL)")
+            return _problem(503, "No PACS is configured (CDSS_PACS_URL)")
         parts = path.strip("/").split("/")
         params: list[tuple[str, str | int | float | bool | None]] = list(
             request.query_params.multi_items()

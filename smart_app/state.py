@@ -56,7 +56,7 @@ class SmartState:
     audit: Writer | None
     public_base: str | None  # CDSS_BASE_URL / CDSS_SMART_PUBLIC_URL, else per request
     dicomweb_url: str | None
-    dicomweb_auth: tuple[str, str] | None
+    dicomweb_auth: httpx.Auth | None  # smart_app.pacs: the PACS factory's auth
     configs: dict[str, tuple[oauth.SmartConfig, float]] = field(default_factory=dict)
 
     async def discover(self, iss: str) -> oauth.SmartConfig:

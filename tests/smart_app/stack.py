@@ -372,9 +372,10 @@ def smart_stack(tmp: Path) -> Iterator[SmartStack]:
             "CDSS_SMART_CLIENT_ID": reg["client_id"],
             "CDSS_SMART_CLIENT_SECRET": reg["client_secret"],
             "CDSS_SMART_ISSUERS": orjson.dumps([f"{emr_base}/apis/default/fhir"]).decode(),
-            "CDSS_SMART_DICOMWEB_URL": pacs.dicomweb_url,
-            "CDSS_SMART_DICOMWEB_USER": pacs.auth[0],
-            "CDSS_SMART_DICOMWEB_PASSWORD": pacs.auth[1],
+            "CDSS_PACS_PROFILE": "orthanc",  # the viewer proxy's upstream: the site's PACS
+            "CDSS_PACS_URL": pacs.url,
+            "CDSS_PACS_USER": pacs.auth[0],
+            "CDSS_PACS_PASSWORD": pacs.auth[1],
             "CDSS_SMART_KEY_FILE": str(tmp / "smart-key.json"),
             "CDSS_MODELS_DIR": str(risk_support.models_dir()),  # a promoted oncology-risk model
             "CDSS_ORDERS_ENABLED": "true",  # intake validates and queues signed orders
