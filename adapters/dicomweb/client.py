@@ -197,8 +197,10 @@ class DicomwebClient:
         search_filters: Mapping[str, Any] | None = None,
         fields: Sequence[str] = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[DicomJson]:
-        """QIDO-RS `/studies`: at most `limit` matches, or every page of them when None."""
+        """QIDO-RS `/studies`: at most `limit` matches (from `offset`: one page the caller
+        walks, as the sync's listing does), or every page of them when `limit` is None."""
 
         def search(**page: Any) -> Any:
             return self._dicomweb.search_for_studies(
@@ -206,7 +208,7 @@ class DicomwebClient:
             )
 
         if limit is not None:
-            return self._json("QIDO /studies", lambda: search(limit=limit))
+            return self._json("QIDO /studies", lambda: search(limit=limit, offset=offset or 0))
         return self._pages("QIDO /studies", search, None)
 
     def search_for_series(

@@ -30,6 +30,7 @@ class PacsClient(Protocol):
         search_filters: Mapping[str, Any] | None = None,
         fields: Sequence[str] = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[DicomJson]: ...
 
     def search_for_series(

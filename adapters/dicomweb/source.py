@@ -5,24 +5,30 @@ the window start (`StudyDate=YYYYMMDD-`), the window start being the previous po
 minus `overlap`. Only the date is sent: servers disagree on a StudyTime range next to a
 StudyDate range (dcm4chee-arc matches them as one date-time; Orthanc matches each on its own,
 which would drop later days' earlier hours), so the day granularity is the portable choice and
-the overlap absorbs clock skew and studies still arriving. A listed study is fetched and mapped
-only if its (StudyInstanceUID, NumberOfStudyRelatedInstances) differs from what the cursor
-knows, so the overlap never syncs a study twice, and a study that gains instances is synced
-again. A server that omits the count (or ModalitiesInStudy) in study results is asked at series
-level, and at instance level if the series omit their counts too.
+the overlap absorbs clock skew and studies still arriving. The listing is read page by page
+(limit/offset), each page handled before the next is asked for. A listed study is fetched and
+mapped only if its (StudyInstanceUID, NumberOfStudyRelatedInstances) differs from what was
+synced: the cursor's `recent` studies (those dated inside the window, listed again by every
+poll) answer without a lookup, the others are looked up in the facade itself, 100 UIDs a query
+(adapters/dicomweb/facade.py), so the cursor stays small however large the PACS grows. A
+study that gains instances is synced again. A server that omits the count (or
+ModalitiesInStudy) in study results is asked at series level, and at instance level if the
+series omit their counts too.
 
 Reconciliation. Every `reconcile_interval` seconds (and on the first run) the listing is full,
-without a date filter, paged with limit/offset: known studies missing from it were deleted on the
-PACS and are deleted from the facade (PacsBatch.deleted); studies the windows cannot see (an old
-StudyDate arriving late, no StudyDate at all) are picked up. A listing that would delete more
-than `max_delete_fraction` of the known studies (at least `DELETE_GUARD_MIN`) is refused with an
-error log line - an empty answer from a misconfigured PACS must not wipe the facade.
+without a date filter: studies the windows cannot see (an old StudyDate arriving late, no
+StudyDate at all) are picked up, and synced studies missing from it were deleted on the PACS
+and are deleted from the facade (PacsBatch.deleted; adapters/dicomweb/reconcile.py: compact
+seen-set, confirmation by UID, the guard against wiping the facade). A study the mapper rejects
+is not in the facade: outside the window it is read again at each reconciliation.
 
 An idle poll (nothing new, the window's first day unchanged) yields no batch: the stored cursor
-already asks the same query, and the cursor (which lists the known studies) is not rewritten.
+already asks the same query.
 
 Failures. Any PACS failure (after the client's retries) propagates; only whole batches with
 their cursor are stored, so the next run resumes from the cursor and re-lists the same window.
+Without a facade attached (`attach_store`, done by the sync engine) the source still works, but
+reads every listed study outside its window and decides no deletion.
 """
 
 from __future__ import annotations
@@ -39,15 +45,18 @@ from typing import Any
 from adapters.base import Batch, Rejected, source_id
 from adapters.dicomweb.cursor import PollCursor
 from adapters.dicomweb.errors import PacsNotFound
+from adapters.dicomweb.facade import FacadeIndex, NoIndex, StudyIndex
 from adapters.dicomweb.protocol import DicomJson, PacsClient
+from adapters.dicomweb.reconcile import DELETE_GUARD_MIN, SeenUids, gone_studies
 from adapters.orthanc.mapper import SOURCE, MappingError, map_endpoint, map_imaging_study
 from adapters.orthanc.payloads import integer, text
 from adapters.orthanc.source import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
+from fhir_facade.store.base import Store
 
 logger = logging.getLogger(__name__)
 
 LIST_FIELDS = (*STUDY_FIELDS, "StudyDate", "StudyTime")
-DELETE_GUARD_MIN = 10
+__all__ = ["DELETE_GUARD_MIN", "DicomwebSource", "PacsBatch", "imaging_study_ref"]
 _CHUNK = 64  # studies read ahead at most, with several fetchers
 
 
@@ -89,6 +98,8 @@ class DicomwebSource:
         max_delete_fraction: float = 0.5,
         clock: Callable[[], float] = time.time,
         fetchers: int = 4,
+        index: StudyIndex | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.client = client
         self.base_url = base_url
@@ -100,7 +111,13 @@ class DicomwebSource:
         self.clock = clock
         self.fetchers = max(1, fetchers)  # studies read at once (1: one by one)
         self.deviations = 0
+        self.index: StudyIndex = index if index is not None else NoIndex()
+        self.page_size = page_size or int(getattr(client, "page_size", 500))
         self._lock = threading.Lock()
+
+    def attach_store(self, store: Store) -> None:
+        """De-duplicate and reconcile against this facade (the sync engine calls it)."""
+        self.index = FacadeIndex(store)
 
     # ------------------------------------------------------------ the poll
 
@@ -110,44 +127,74 @@ class DicomwebSource:
         full = state.window_start is None or (
             state.reconciled_at is None or started - state.reconciled_at >= self.reconcile_interval
         )
-        studies = self._listing(None if full else state.window_start)
+        window_start = self._local(started) - self.overlap
+        keep_from = f"{window_start:%Y%m%d}"  # dated from here: listed again by the next poll
+        seen = SeenUids() if full else None
+        recent: dict[str, int] = {}
+        batch, endpoint_sent, moved, listed = PacsBatch(), False, full, 0
+        for page in self._listing(None if full else state.window_start):
+            listed += len(page)
+            if seen is not None:
+                seen.add(page)
+            synced = self._synced(page, state.recent)
+            for uid, outcome in self._outcomes(page, synced):
+                if outcome is None:
+                    count = synced.get(uid)
+                else:
+                    item, count = outcome
+                    if isinstance(item, dict) and not endpoint_sent:
+                        endpoint_sent = True
+                        batch.resources.append(
+                            map_endpoint(self.dicomweb_public_url, source_url=self.base_url)
+                        )
+                    if isinstance(item, Rejected):
+                        batch.rejected.append(item)
+                    else:
+                        batch.resources.append(item)
+                    moved = True
+                if count is not None and (text(page[uid], "StudyDate") or "") >= keep_from:
+                    recent[uid] = count
+                if len(batch.resources) + len(batch.rejected) >= batch_size:
+                    batch.cursor = state.encode()  # the facade records the studies so far
+                    yield batch
+                    batch = PacsBatch()
         logger.info(
-            "pacs %s: %s listing: %d studies (%d known)",
+            "pacs %s: %s listing: %d studies",
             self.base_url,
             "full" if full else f"window from {state.window_start:%Y-%m-%d}",
-            len(studies),
-            len(state.known),
+            listed,
         )
-        batch, endpoint_sent, moved = PacsBatch(), False, full
-        for uid, outcome in self._outcomes(studies, state.known):
-            if outcome is None:
-                continue
-            item, count = outcome
-            if isinstance(item, dict) and not endpoint_sent:
-                endpoint_sent = True
-                batch.resources.append(
-                    map_endpoint(self.dicomweb_public_url, source_url=self.base_url)
-                )
-            if isinstance(item, Rejected):
-                batch.rejected.append(item)
-            else:
-                batch.resources.append(item)
-            state.known[uid] = count
-            moved = True
-            if len(batch.resources) + len(batch.rejected) >= batch_size:
-                batch.cursor = state.encode()
-                yield batch
-                batch = PacsBatch()
-        if full:
-            batch.deleted = self._deletions(state, studies)
-        window_start = self._local(started) - self.overlap
+        if seen is not None:
+            batch.deleted = self._deletions(seen, recent)
         if not moved and state.window_start and window_start.date() == state.window_start.date():
             return  # an idle poll: the stored cursor asks the same QIDO query; spare the write
-        state.window_start = window_start
+        state.window_start, state.recent = window_start, recent
         if full:
             state.reconciled_at = started
         batch.cursor = state.encode()
         yield batch
+
+    def _synced(self, page: dict[str, DicomJson], recent: dict[str, int]) -> dict[str, int]:
+        """The instance counts synced for this page's studies: the cursor's window studies,
+        the facade for the others (one indexed query per 100 UIDs)."""
+        synced = {uid: recent[uid] for uid in page if uid in recent}
+        synced.update(self.index.counts([uid for uid in page if uid not in recent]))
+        return synced
+
+    def _deletions(self, seen: SeenUids, recent: dict[str, int]) -> list[str]:
+        if isinstance(self.index, NoIndex):
+            logger.warning("pacs %s: no facade attached; deletions not reconciled", self.base_url)
+            return []
+        gone = gone_studies(
+            self.client,
+            self.index,
+            seen,
+            max_fraction=self.max_delete_fraction,
+            where=self.base_url,
+        )
+        for uid, _ in gone:
+            recent.pop(uid, None)
+        return [f"ImagingStudy/{rid}" for _, rid in gone]
 
     def _outcomes(
         self, studies: dict[str, DicomJson], known: dict[str, int]
@@ -171,37 +218,29 @@ class DicomwebSource:
         """The PACS's wall-clock time (DICOM dates and times are local, without a zone)."""
         return datetime.fromtimestamp(epoch, self.timezone).replace(tzinfo=None)
 
-    def _listing(self, since: datetime | None) -> dict[str, DicomJson]:
-        """Study results by StudyInstanceUID (the first wins if paging repeated one)."""
+    def _listing(self, since: datetime | None) -> Iterator[dict[str, DicomJson]]:
+        """The study results page by page (limit/offset), by StudyInstanceUID; ends at an
+        empty page, or at a page that repeats the previous one (a server ignoring offset)."""
         filters = {} if since is None else {"StudyDate": f"{since:%Y%m%d}-"}
-        found: dict[str, DicomJson] = {}
-        for dataset in self.client.search_for_studies(search_filters=filters, fields=LIST_FIELDS):
-            uid = text(dataset, "StudyInstanceUID")
-            if uid is not None:
-                found.setdefault(uid, dataset)
-            else:
-                logger.warning("pacs %s: a study result without StudyInstanceUID", self.base_url)
-        return found
-
-    def _deletions(self, state: PollCursor, listed: dict[str, DicomJson]) -> list[str]:
-        gone = [uid for uid in state.known if uid not in listed]
-        if not gone:
-            return []
-        limit = self.max_delete_fraction * len(state.known)
-        if len(gone) >= DELETE_GUARD_MIN and len(gone) > limit:
-            logger.error(
-                "pacs %s: the full listing lacks %d of %d known studies; refusing to delete "
-                "them (more than %.0f%%): check the PACS, or raise CDSS_PACS_MAX_DELETE_FRACTION",
-                self.base_url,
-                len(gone),
-                len(state.known),
-                self.max_delete_fraction * 100,
+        offset, previous = 0, None
+        while True:
+            results = self.client.search_for_studies(
+                search_filters=filters, fields=LIST_FIELDS, limit=self.page_size, offset=offset
             )
-            return []
-        for uid in gone:
-            del state.known[uid]
-            logger.info("pacs %s: study %s deleted on the PACS", self.base_url, uid)
-        return [imaging_study_ref(uid) for uid in gone]
+            if not results:
+                return
+            page: dict[str, DicomJson] = {}
+            for dataset in results:
+                uid = text(dataset, "StudyInstanceUID")
+                if uid is not None:
+                    page.setdefault(uid, dataset)
+                else:
+                    logger.warning("pacs %s: a study without StudyInstanceUID", self.base_url)
+            if previous is not None and page.keys() == previous:
+                logger.warning("pacs %s: a page repeated (offset ignored?)", self.base_url)
+                return
+            yield page
+            offset, previous = offset + len(results), page.keys()
 
     # ------------------------------------------------------------ one study
 

@@ -219,12 +219,16 @@ class OrthancClient:
         search_filters: Mapping[str, Any] | None = None,
         fields: Sequence[str] = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[DicomJson]:
         """QIDO-RS `/studies`; `fields` become includefield (Orthanc omits StudyDescription)."""
         return self._call(
             "QIDO /studies",
             lambda: self._dicomweb.search_for_studies(
-                search_filters=dict(search_filters or {}), fields=list(fields) or None, limit=limit
+                search_filters=dict(search_filters or {}),
+                fields=list(fields) or None,
+                limit=limit,
+                offset=offset,
             ),
         )
 

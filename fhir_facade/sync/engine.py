@@ -154,6 +154,9 @@ def sync_source(
     started = time.monotonic()
     report = SyncReport(source.name)
     known: dict[str, str] = {}
+    attach = getattr(source, "attach_store", None)  # a source that asks the facade what it has
+    if attach is not None:
+        attach(store)
     with store.unit() as unit:
         report.cursor = unit.get_state(cursor_key(source.name))
     for batch in source.pull(report.cursor, batch_size=batch_size):

@@ -1,13 +1,16 @@
 """The dicomweb profile against dcm4chee-arc's own answers (tests/fixtures/dcm4chee/README.md):
 IS values as strings, attributes sent without a Value, and - in variants derived from the
 recording - study results without ModalitiesInStudy or the count attributes, which make the
-source ask at series level. A loopback stub serves the recordings under dcm4chee-arc's paths."""
+source ask at series level. A loopback stub serves the recordings under dcm4chee-arc's paths;
+the sync engine stores what the source yields in a real SQLite store (the facade the source
+de-duplicates and reconciles against)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +21,15 @@ from fastapi.responses import JSONResponse
 
 from adapters.base import Batch
 from adapters.dicomweb.client import DicomwebClient
-from adapters.dicomweb.cursor import PollCursor
 from adapters.dicomweb.settings import PacsSettings
 from adapters.dicomweb.source import DicomwebSource
 from adapters.dicomweb.wire import dicom_json
 from adapters.orthanc.mapper import map_imaging_study
 from adapters.orthanc.source import OrthancSource
 from cdss.sources import SourceSettings, build_sources
+from fhir_facade.errors import OperationOutcomeError
+from fhir_facade.store.sql_store import SqlStore
+from fhir_facade.sync.engine import cursor_key, sync_source
 from tests.support.server import serve
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dcm4chee"
@@ -104,13 +109,38 @@ def stub_url() -> Iterator[tuple[Dcm4cheeStub, str]]:
         yield stub, f"{base}/dcm4chee-arc/aets/DCM4CHEE/rs"
 
 
-def pull(url: str, cursor: str | None = None) -> list[Batch]:
+class Recorded:
+    """The source as the engine drives it, keeping the batches it yielded."""
+
+    def __init__(self, source: DicomwebSource) -> None:
+        self.source, self.name, self.base_url = source, source.name, source.base_url
+        self.batches: list[Batch] = []
+
+    def attach_store(self, store: SqlStore) -> None:
+        self.source.attach_store(store)
+
+    def pull(self, cursor: str | None, *, batch_size: int = 200) -> Iterator[Batch]:
+        for batch in self.source.pull(cursor, batch_size=batch_size):
+            self.batches.append(batch)
+            yield batch
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    yield s
+    s.close()
+
+
+def pull(url: str, store: SqlStore, **kwargs: Any) -> list[Batch]:
+    """One sync run of the dicomweb source into `store` (resuming from its cursor)."""
     client = DicomwebClient(url, backoff=0.01, page_size=10)
-    source = DicomwebSource(
-        client, dicomweb_public_url="http://cdss/dicom-web", base_url=url, fetchers=1
+    source = Recorded(
+        DicomwebSource(client, dicomweb_public_url="http://cdss/dicom-web", base_url=url, **kwargs)
     )
     try:
-        return list(source.pull(cursor))
+        sync_source(store, source)
+        return source.batches
     finally:
         client.close()
 
@@ -142,9 +172,11 @@ def test_recorded_study_maps_to_an_imaging_study() -> None:
     assert instance["sopClass"]["code"] == f"urn:oid:{SM_STORAGE}"
 
 
-def test_source_pulls_the_recorded_study_once(stub_url: tuple[Dcm4cheeStub, str]) -> None:
+def test_source_pulls_the_recorded_study_once(
+    stub_url: tuple[Dcm4cheeStub, str], store: SqlStore
+) -> None:
     stub, url = stub_url
-    first = pull(url)
+    first = pull(url, store, fetchers=1)
     [study] = studies_in(first)
     assert study["series"][0]["uid"] == SERIES_UID and study["numberOfInstances"] == 1
     listing = stub.requests[0]
@@ -152,17 +184,17 @@ def test_source_pulls_the_recorded_study_once(stub_url: tuple[Dcm4cheeStub, str]
     assert "limit=10" in listing and "offset=0" in listing
     assert any(r.startswith("/studies?") and "offset=1" in r for r in stub.requests)  # paged on
     stub.requests.clear()
-    again = pull(url, first[-1].cursor)
+    again = pull(url, store, fetchers=1)  # an old StudyDate: de-duplicated by the facade
     assert studies_in(again) == []
     assert all(r.startswith("/studies?") for r in stub.requests)  # count known: no fetch
 
 
-def test_missing_counts_and_modalities_fall_back_to_series_queries() -> None:
+def test_missing_counts_and_modalities_fall_back_to_series_queries(store: SqlStore) -> None:
     bare = without(recorded("qido-studies.json"), "00080061", "00201206", "00201208")
     stub = Dcm4cheeStub(bare)
     with serve(stub.app()) as base:
         url = f"{base}/dcm4chee-arc/aets/DCM4CHEE/rs"
-        first = pull(url)
+        first = pull(url, store, fetchers=1)
         [study] = studies_in(first)
         assert [m["code"] for m in study["modality"]] == ["SM"]  # from the series
         assert study["numberOfInstances"] == 1
@@ -171,40 +203,51 @@ def test_missing_counts_and_modalities_fall_back_to_series_queries() -> None:
             i for i, r in enumerate(stub.requests) if "/instances?" in r
         )
         stub.requests.clear()
-        assert studies_in(pull(url, first[-1].cursor)) == []
+        assert studies_in(pull(url, store, fetchers=1)) == []
         assert not any("/metadata" in r or "/instances?" in r for r in stub.requests)
 
 
-def test_without_any_count_the_instances_are_counted() -> None:
+def test_without_any_count_the_instances_are_counted(store: SqlStore) -> None:
     bare = without(recorded("qido-studies.json"), "00201206", "00201208")
     stub = Dcm4cheeStub(bare, series_counts=False)
     with serve(stub.app()) as base:
-        [study] = studies_in(pull(f"{base}/dcm4chee-arc/aets/DCM4CHEE/rs"))
+        [study] = studies_in(pull(f"{base}/dcm4chee-arc/aets/DCM4CHEE/rs", store, fetchers=1))
     assert study["numberOfInstances"] == 1
     assert sum("/instances?" in r for r in stub.requests) == 2  # counted, then paged to the end
 
 
+def synced_copy(store: SqlStore, template: dict[str, Any], uid: str) -> None:
+    """An ImagingStudy for `uid` in the facade, as if synced before and since gone."""
+    study = copy.deepcopy(template)
+    study["id"] = str(uuid.uuid5(uuid.NAMESPACE_OID, uid))
+    study["identifier"][0]["value"] = f"urn:oid:{uid}"
+    with store.unit() as unit:
+        unit.update(study)
+
+
 def test_a_listing_that_would_wipe_the_facade_is_refused(
-    stub_url: tuple[Dcm4cheeStub, str], caplog: pytest.LogCaptureFixture
+    stub_url: tuple[Dcm4cheeStub, str], store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, url = stub_url
-    vanished = {f"1.2.3.{n}": 1 for n in range(12)}
-    cursor = PollCursor(known={**vanished, STUDY_UID: 1}).encode()
+    [template] = studies_in(pull(url, store))
+    assert template["identifier"][0]["system"] == "urn:dicom:uid"
+    vanished = [f"1.2.3.{n}" for n in range(12)]
+    for uid in vanished:
+        synced_copy(store, template, uid)
+    with store.unit() as unit:  # a reconciliation is due
+        unit.set_state(cursor_key("pacs"), '{"v":2,"window_start":null}')
     for fraction, expected in ((0.5, 0), (1.0, 12)):
-        client = DicomwebClient(url, backoff=0.01)
-        source = DicomwebSource(
-            client,
-            dicomweb_public_url="http://cdss/dicom-web",
-            base_url=url,
-            max_delete_fraction=fraction,
-        )
-        with client, caplog.at_level(logging.ERROR):
-            batches = list(source.pull(cursor))
+        with caplog.at_level(logging.ERROR):
+            batches = pull(url, store, max_delete_fraction=fraction)
         deleted = [ref for b in batches for ref in getattr(b, "deleted", [])]
         assert len(deleted) == expected
-        left = PollCursor.decode(batches[-1].cursor).known
-        assert len(left) == 13 - expected  # refused deletions stay known, retried next time
+        with store.unit() as unit:
+            unit.set_state(cursor_key("pacs"), '{"v":2,"window_start":null}')
     assert "refusing to delete" in caplog.text
+    for uid in vanished:  # deleted from the facade by the second run
+        with pytest.raises(OperationOutcomeError) as gone, store.unit() as unit:
+            unit.read("ImagingStudy", str(uuid.uuid5(uuid.NAMESPACE_OID, uid)))
+        assert gone.value.status == 410
 
 
 def test_build_sources_follows_the_pacs_profile() -> None:
