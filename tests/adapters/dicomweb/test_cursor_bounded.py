@@ -124,3 +124,11 @@ def test_seen_set_is_eight_bytes_a_study() -> None:
     assert len(seen) == 50_000 and seen.nbytes == 8 * 50_000
     assert all(u in seen for u in uids[::997])
     assert "1.2.3.4.5" not in seen and f"{uids[0]}.1" not in seen
+
+
+def test_a_version_1_cursor_keeps_its_window_and_drops_its_study_list() -> None:
+    old = '{"v":1,"window_start":"2026-01-02T03:04:05","reconciled_at":12.5,"known":{"1.2":3}}'
+    cursor = PollCursor.decode(old)
+    assert cursor.window_start == datetime(2026, 1, 2, 3, 4, 5) and cursor.reconciled_at == 12.5
+    assert cursor.recent == {} and "1.2" not in cursor.encode()
+    assert PollCursor.decode('{"v":9}') == PollCursor()  # unknown: a fresh full listing
