@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from simulators.openemr.api_documents import documents_router
 from simulators.openemr.api_routes import api_router
+from simulators.openemr.dashboard import dashboard_router
 from simulators.openemr.fhir_routes import fhir_router
 from simulators.openemr.oauth import OAuthServer, PatientChoice, UserAccount
 from simulators.openemr.security import ApiError, Guard
@@ -62,6 +63,7 @@ def create_openemr_app(
     app.include_router(sim_router(tables, guard))
     app.include_router(documents_router(tables, guard))
     app.include_router(api_router(tables, guard))
+    app.include_router(dashboard_router(tables, oauth))  # patient dashboard: SMART EHR launch
     _install_error_handlers(app)
     return app
 

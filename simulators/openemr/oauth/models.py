@@ -94,6 +94,7 @@ class Client:
     issued_at: int
     metadata: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    launch_uri: str | None = None  # SMART EHR launch URI (the dashboard's "SMART Enabled Apps")
 
     @property
     def confidential(self) -> bool:

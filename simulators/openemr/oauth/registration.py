@@ -112,6 +112,7 @@ def register(
         registration_path=_token(16),
         issued_at=now,
         metadata=echoed,
+        launch_uri=_launch_uri(metadata.get("launch_uris")),
     )
     return client, registration_response(client, oauth_base=oauth_base)
 
@@ -165,6 +166,13 @@ def _echo(metadata: Mapping[str, Any]) -> dict[str, Any]:
             raise RegistrationError("invalid_client_metadata", f"Unsupported {key} value : {value}")
         echoed[key] = value
     return echoed
+
+
+def _launch_uri(value: Any) -> str | None:
+    """SMART `launch_uris` (OpenEMR keeps one launch URI per client; not echoed back)."""
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    return None
 
 
 def _token(nbytes: int) -> str:

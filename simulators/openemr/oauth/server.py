@@ -32,7 +32,7 @@ from simulators.openemr.oauth.grants import (
     SystemGrant,
 )
 from simulators.openemr.oauth.introspection import Introspection
-from simulators.openemr.oauth.models import AccessGrant, LaunchContext, UserAccount
+from simulators.openemr.oauth.models import AccessGrant, Client, LaunchContext, UserAccount
 from simulators.openemr.oauth.registration import register
 from simulators.openemr.oauth.routes import build_router
 from simulators.openemr.oauth.store import OAuthStore
@@ -115,6 +115,18 @@ class OAuthServer:
         )
         self._ctx.store.add_client(client)
         return response
+
+    def launchable_apps(self) -> list[Client]:
+        """What the patient summary's "SMART Enabled Apps" card lists (§1.10): enabled clients
+        whose registered scopes include `launch` and that have a launch URI."""
+        return [
+            c
+            for c in self._ctx.store.clients()
+            if c.enabled and "launch" in c.scopes and c.launch_uri
+        ]
+
+    def client(self, client_id: str) -> Client | None:
+        return self._ctx.store.client(client_id)
 
     def set_client_enabled(self, client_id: str, enabled: bool) -> None:
         """OpenEMR's Administration -> API Clients switch; disabled clients cannot authenticate."""

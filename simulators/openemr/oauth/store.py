@@ -41,6 +41,10 @@ class OAuthStore:
         with self._lock:
             return self._clients.get(client_id)
 
+    def clients(self) -> list[Client]:
+        with self._lock:
+            return list(self._clients.values())
+
     def client_by_registration_path(self, path: str) -> Client | None:
         with self._lock:
             return next((c for c in self._clients.values() if c.registration_path == path), None)
