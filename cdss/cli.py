@@ -88,46 +88,23 @@ def demo(
     ),
     patients: int = typer.Option(40, min=1, help="Size of the seeded synthetic cohort"),
     seed: int = typer.Option(1, help="Cohort seed"),
+    retrain: bool = typer.Option(False, "--retrain", help="Train the models even if promoted"),
+    train_size: int = typer.Option(
+        2000, min=200, help="Generator patients the risk model trains on when it is trained"
+    ),
+    imaging: bool = typer.Option(
+        True, help="Train the tiny imaging model when none is promoted (needs Orthanc)"
+    ),
 ) -> None:
-    """Start the demo: simulators, Orthanc (when installed), a seeded cohort, sync, the app."""
-    import threading
-
-    from cdss.demo import demo_stack, seed_and_sync
-    from fhir_facade.security.settings import demo_auth_default
+    """Start the demo: simulators, Orthanc (when installed), a seeded cohort, sync, ETL, models,
+    the SMART app registered with the OpenEMR simulator, the app; prints a walkthrough."""
+    from cdss.demo_run import DemoOptions, run_demo
 
     settings = _settings(port=port)
-    auth_line = demo_auth_default()  # synthetic data on loopback: no tokens unless configured
-    base = f"http://{settings.host}:{settings.port}"
-    with demo_stack(settings.data_dir, settings.host, settings.port) as stack:
-        typer.echo(f"seeding {patients} synthetic patients into the sources and syncing...")
-        summary, runner = seed_and_sync(stack, patients=patients, seed_value=seed, public_base=base)
-        stop = threading.Event()
-        follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
-        follower.start()
-        demo_settings = settings.model_copy(update={"database_url": stack.database_url})
-        typer.echo("CDSS demo")
-        typer.echo(f"  FHIR R4 facade    {base}/fhir  (capabilities: {base}/fhir/metadata)")
-        typer.echo(
-            f"  CDS Hooks         {base}/cds-services  (auth: {settings.cds_auth}; "
-            "CDSS_CDS_AUTH=disabled for local trials)"
-        )
-        typer.echo(f"  health            {base}/healthz  {base}/readyz")
-        typer.echo(auth_line)
-        typer.echo(f"  OpenEMR (sim)     {stack.openemr_url}/apis/default/fhir  (admin / pass)")
-        typer.echo(f"  SENAITE (sim)     {stack.senaite_url}/@@API/senaite/v1  (admin / admin)")
-        pacs = stack.orthanc_url or "not installed: apt-get install orthanc orthanc-dicomweb"
-        typer.echo(f"  Orthanc           {pacs}")
-        typer.echo(f"  database          {stack.database_url}")
-        typer.echo(
-            f"  cohort            {summary.patients} patients, {summary.samples} lab "
-            f"samples, {summary.ct_studies} CT studies; truth in {summary.truth_file}"
-        )
-        typer.echo("Ctrl-C stops everything.")
-        try:
-            _serve(demo_settings)
-        finally:
-            stop.set()
-            follower.join(timeout=10)
+    options = DemoOptions(
+        patients=patients, seed=seed, retrain=retrain, train_size=train_size, imaging=imaging
+    )
+    run_demo(settings, options, echo=lambda line: typer.echo(line))
 
 
 @feedback_app.command("report")

@@ -38,6 +38,8 @@ class DemoStack:
     senaite_url: str
     orthanc_url: str | None
     orthanc_auth: tuple[str, str] | None
+    emr_app: FastAPI  # the OpenEMR simulator (its tables and authorization server)
+    orthanc_missing: str | None = None  # why Orthanc is not running
 
 
 @contextmanager
@@ -60,9 +62,8 @@ def demo_stack(data_dir: Path, host: str, port: int) -> Iterator[DemoStack]:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     with ExitStack() as stack:
-        emr = stack.enter_context(
-            _background(create_openemr_app(public_base=f"http://{host}:{port + 1}"), host, port + 1)
-        )
+        emr_app = create_openemr_app(public_base=f"http://{host}:{port + 1}")
+        emr = stack.enter_context(_background(emr_app, host, port + 1))
         lis = stack.enter_context(_background(create_senaite_app(), host, port + 2))
         pacs_url, pacs_auth = None, None
         reason = local_orthanc.available()
@@ -78,7 +79,14 @@ def demo_stack(data_dir: Path, host: str, port: int) -> Iterator[DemoStack]:
                 reason,
             )
         yield DemoStack(
-            root, f"sqlite:///{root / 'cdss.db'}", emr, f"{lis}/senaite", pacs_url, pacs_auth
+            root,
+            f"sqlite:///{root / 'cdss.db'}",
+            emr,
+            f"{lis}/senaite",
+            pacs_url,
+            pacs_auth,
+            emr_app,
+            reason,
         )
 
 

@@ -1,0 +1,184 @@
+"""`cdss demo` as a user runs it: a real child process with a tiny cohort, real Orthanc.
+
+It starts, prints its steps and a walkthrough naming a real patient, serves /readyz; every URL
+it prints answers; the dashboard's SMART link completes an EHR launch into the app over HTTP
+(the simulator's login, the app's callback); the facade wants tokens; SIGINT stops it all and
+leaves no child process (Orthanc included) and no listening port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html import unescape
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.orthanc import local as local_orthanc
+from tests.models import risk_support
+from tests.smart_app import flow
+from tests.support.postgres import free_port
+
+READY = re.compile(r"demo ready in ([\d.]+) s")
+START_TIMEOUT_S = 80
+
+
+@dataclass
+class Demo:
+    proc: subprocess.Popen[str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def url(self, pattern: str) -> str:
+        match = re.search(pattern, self.text)
+        assert match, f"{pattern!r} not in the demo's output:\n{self.text}"
+        return match.group(1)
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (Orthanc is one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    reason = local_orthanc.available()
+    if reason:
+        pytest.fail(f"Orthanc is required: {reason}")
+    tmp = tmp_path_factory.mktemp("demo")
+    models = tmp / "models"
+    shutil.copytree(risk_support.models_dir(), models)  # a promoted risk model: reused
+    port = free_port()
+    while any(_taken(port + k) for k in (1, 2)):
+        port = free_port()
+    env = {
+        **os.environ,
+        "CDSS_DATA_DIR": str(tmp / "var"),
+        "CDSS_MODELS_DIR": str(models),
+        "CDSS_LOG_FORMAT": "text",
+        "CDSS_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CDSS_FHIR_AUTH", None)  # the suite disables auth; the demo runs secured
+    command = [sys.executable, "-m", "cdss.cli", "demo", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--patients", "8", "--no-imaging"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    running = Demo(proc, port)
+    assert proc.stdout is not None
+    reader = threading.Thread(
+        target=lambda: running.lines.extend(line.rstrip() for line in proc.stdout or ()),
+        daemon=True,
+    )
+    reader.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not READY.search(running.text):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the demo did not get ready:\n{running.text}")
+        time.sleep(0.2)
+    try:
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_steps_are_reported_with_timings_and_models_reused(demo: Demo) -> None:
+    for step in ("simulators", "seeding 8 synthetic patients", "CDW ETL", "SMART app"):
+        assert re.search(rf"\] .*{step}.*\.\.\.", demo.text), demo.text
+    assert re.search(r"done in [\d.]+ s: 8 patients", demo.text)
+    assert "reusing oncology-risk v1" in demo.text
+    assert float(READY.search(demo.text).group(1)) < START_TIMEOUT_S  # type: ignore[union-attr]
+
+
+def test_printed_urls_answer_and_the_facade_wants_tokens(demo: Demo) -> None:
+    base = f"http://127.0.0.1:{demo.port}"
+    ready = httpx.get(demo.url(r"(http://\S+/readyz)"), timeout=10)
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    assert set(ready.json()["sources"]) >= {"openemr", "senaite", "orthanc"}
+    meta = httpx.get(demo.url(r"(http://\S+/fhir/metadata)"), timeout=10)
+    assert meta.json()["fhirVersion"] == "4.0.1"
+    discovery = httpx.get(demo.url(r"CDS Hooks\s+(http://\S+)"), timeout=10)
+    assert discovery.status_code == 401  # JWT-authenticated CDS clients only (the SMART app)
+    assert "oncology-risk" in httpx.get(f"{base}/models", timeout=10).text
+    finder = httpx.get(demo.url(r"OpenEMR \(sim\)\s+(http://\S+)"), timeout=10)
+    assert finder.status_code == 200 and "Patient Finder" in finder.text
+    refused = httpx.get(f"{base}/fhir/Patient", timeout=10)
+    assert refused.status_code == 401 and refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_walkthrough_patient_launches_the_smart_app_from_the_dashboard(demo: Demo) -> None:
+    name, mrn = re.search(r"Walkthrough: (.+?), MRN (\S+):", demo.text).groups()  # type: ignore[union-attr]
+    dashboard = httpx.get(demo.url(r"dashboard: (http://\S+)"), timeout=10)
+    assert dashboard.status_code == 200 and mrn in dashboard.text
+    link = re.search(r'class="smart-launch" href="([^"]+)">cdss SMART app<', dashboard.text)
+    assert link, dashboard.text
+    emr = demo.url(r"OpenEMR \(sim\)\s+(http://[^/\s]+)")
+    with httpx.Client(timeout=20) as http:
+        launch = http.get(emr + unescape(link.group(1)))
+        assert launch.status_code == 302
+        assert launch.headers["location"].startswith(f"http://127.0.0.1:{demo.port}/smart/launch?")
+        launched = flow.launch(http, launch.headers["location"])  # login admin / pass, callback
+        landing = launched.landing
+        if landing.startswith("/"):
+            landing = f"http://127.0.0.1:{demo.port}{landing}"
+        page = http.get(landing, headers=launched.headers)
+        assert page.status_code == 200, page.text
+        family = name.split()[-1]
+        assert family in page.text  # the app shows the launched patient
+
+
+def test_sigint_stops_everything_it_started(demo: Demo) -> None:
+    children = _children(demo.proc.pid)
+    assert children, "Orthanc should run as a child of the demo"
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.proc.wait(timeout=30) == 0, demo.text
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
+    assert not any(_taken(demo.port + k) for k in (0, 1, 2))
+    assert "stopped" in demo.text
