@@ -86,6 +86,7 @@ def _store_batch(
 ) -> None:
     """`known`: the MRNs resolved by earlier batches of this run (see IdentityLinker)."""
     linker, changed = IdentityLinker(unit, known), []
+    linker.preload(batch.resources)  # before any write: its searches then flush nothing
     OrderLinker(unit).link(batch.resources)  # the hub's order links survive re-syncs
     prefetch = getattr(unit, "prefetch", None)  # the SQL store: one lookup per batch, not row
     if prefetch is not None:

@@ -186,3 +186,29 @@ def test_the_runner_isolates_a_failing_source_and_opens_its_circuit(store: SqlSt
     assert len(down.seen_cursors) == 2  # then the breaker stops calling it
     assert runner.failures["pacs"] == "open"
     assert len(search(store, "Patient")) == 1
+
+
+def test_a_batch_resolves_its_mrns_with_one_search_before_writing(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dup = {**patient("D"), "id": source_id("emr", "Patient", "D-again")}
+    odd = {**patient("x,y|z"), "id": source_id("emr", "Patient", "odd")}
+    sync_source(store, ScriptedSource("emr", [Batch([patient(m) for m in "ABC"] + [dup, odd,
+                patient("D")], cursor="1")]))  # fmt: skip
+    searched: list[str] = []
+
+    def counting(rtype: str, pairs: list[tuple[str, str]]) -> Any:
+        searched.extend(value for name, value in pairs if name == "identifier")
+        return parse_search(rtype, pairs)
+
+    monkeypatch.setattr(linker, "parse_search", counting)
+    results = [result(m, n) for n in range(3) for m in ("A", "B", "C", "D", "x,y|z", "Q")]
+    report = sync_source(store, ScriptedSource("lis", [Batch(results, cursor="1")]))
+    # one OR search for the whole batch (D: two patients share it, not linked; Q: unknown);
+    # then only the final relink of the unlinked ones searches again
+    assert searched[0].count(MRN_SYSTEM) == 6
+    assert searched[1:] == [f"{MRN_SYSTEM}|D", f"{MRN_SYSTEM}|Q"]
+    for mrn in ("A", "B", "C", "x,y|z"):
+        pid = source_id("emr", "Patient", "odd" if mrn == "x,y|z" else mrn)
+        assert len(search(store, "Observation", ("patient", pid))) == 3
+    assert sorted(u.split(" (MRN ")[1] for u in report.unlinked) == ["D)"] * 3 + ["Q)"] * 3
