@@ -75,7 +75,7 @@ class Predictor:
         self.model = model
         self.inferer = SlidingWindowInferer(
             roi_size=config.roi_size,
-            sw_batch_size=4,
+            sw_batch_size=32,  # windows per forward call: small windows batch well on CPU
             overlap=0.25,
             mode="gaussian",
             cache_roi_weight_map=True,

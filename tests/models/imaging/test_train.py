@@ -4,6 +4,7 @@ deterministic (equal seeds, equal weights; another seed, other weights)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from models.registry import ModelRegistry
 
 @pytest.fixture(scope="module")
 def studies() -> list[data.Study]:
-    return list(data.cohort_studies(30, 3, via_dicom=False, balanced=True))
+    return list(data.cohort_studies(40, 3, via_dicom=False, balanced=True))
 
 
 def test_the_fast_rendering_path_gives_the_dicom_volumes() -> None:
@@ -32,25 +33,27 @@ def test_the_fast_rendering_path_gives_the_dicom_volumes() -> None:
         assert fast.centre_mm == slow.centre_mm
 
 
-def test_a_tiny_model_finds_nodules_in_patients_it_never_saw(
-    studies: list[data.Study], tmp_path: object
-) -> None:
+def test_a_tiny_model_finds_nodules_in_patients_it_never_saw(studies: list[data.Study]) -> None:
+    """At the tiny configuration's 5.25 mm voxels a nodule under ~8 mm is about one voxel, so
+    the check is on what that grid can show: studies without a nodule against studies with one
+    of >= 10 mm (the default 3.5 mm model's card reports every nodule size)."""
     trained = train(studies, TINY)
     assert trained.counts["test"] > 0 and "auroc_ci95" in trained.metrics
     predictor = Predictor(trained.network, TINY, trained.calibration, model="t@1")
     # another cohort seed: other patients, other volumes
     unseen = list(data.cohort_studies(16, 99, via_dicom=False, balanced=True))
-    labels = np.array([s.label for s in unseen])
-    scores = np.array([predictor.peak(s.volume)[0] for s in unseen])
-    assert labels.sum() >= 4 and (1 - labels).sum() >= 4
-    assert auroc(labels, scores) >= 0.75, list(zip(labels, scores.round(2), strict=True))
-    # nodules the 7 mm grid can resolve (>= 10 mm) are found where they are
+    visible = [s for s in unseen if s.label == 0 or (s.diameter_mm or 0) >= 10]
+    peaks = [predictor.peak(s.volume) for s in visible]
+    labels = np.array([s.label for s in visible])
+    scores = np.array([score for score, _ in peaks])
+    assert labels.sum() >= 3 and (1 - labels).sum() >= 6
+    assert auroc(labels, scores) >= 0.8, list(zip(labels, scores.round(2), strict=True))
     errors = [
-        np.linalg.norm(np.array(predictor.peak(s.volume)[1]) - np.array(s.centre_mm))
-        for s in unseen
-        if s.centre_mm is not None and (s.diameter_mm or 0) >= 10
+        float(np.linalg.norm(np.array(centre) - np.array(s.centre_mm)))
+        for s, (_, centre) in zip(visible, peaks, strict=True)
+        if s.centre_mm is not None
     ]
-    assert errors and float(np.median(errors)) <= 15.0, errors
+    assert float(np.median(errors)) <= 15.0, errors  # found where they are
 
 
 def test_equal_seeds_give_equal_weights_and_other_seeds_other_weights(
@@ -66,13 +69,11 @@ def test_equal_seeds_give_equal_weights_and_other_seeds_other_weights(
 
 
 def test_a_saved_model_reloads_from_the_registry_with_the_same_outputs(
-    studies: list[data.Study], tmp_path: object
+    studies: list[data.Study], tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
     config = dataclasses.replace(TINY, epochs=1, samples_per_volume=4)
     trained = train(studies[:20], config)
-    registry = ModelRegistry(Path(str(tmp_path)))
+    registry = ModelRegistry(tmp_path)
     version = save(registry, trained, {"studies": 20, "cohort_seed": 3})
     assert version.card["training_data"]["fingerprint_sha256"] == trained.fingerprint
     assert version.card["metrics"]["test"]["n_studies"] == trained.counts["test"]
