@@ -87,13 +87,17 @@ def demo(
         None, help="Port of the app (CDSS_PORT); simulators use +1, +2"
     ),
     patients: int = typer.Option(40, min=1, help="Size of the seeded synthetic cohort"),
-    seed: int = typer.Option(1, help="Cohort seed"),
+    seed: int = typer.Option(
+        32, help="Cohort seed (32: patient 6 has eGFR 25 and a 28 mm nodule on a prior CT)"
+    ),
     retrain: bool = typer.Option(False, "--retrain", help="Train the models even if promoted"),
     train_size: int = typer.Option(
         2000, min=200, help="Generator patients the risk model trains on when it is trained"
     ),
     imaging: bool = typer.Option(
-        True, help="Train the tiny imaging model when none is promoted (needs Orthanc)"
+        False,
+        "--train-imaging",
+        help="Train the tiny imaging model when none is promoted (needs Orthanc; many minutes)",
     ),
 ) -> None:
     """Start the demo: simulators, Orthanc (when installed), a seeded cohort, sync, ETL, models,

@@ -39,10 +39,10 @@ LOOKBACK_DAYS = 5 * 365
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     patients: int = 40
-    seed: int = 1
+    seed: int = 32
     retrain: bool = False
     train_size: int = 2000
-    imaging: bool = True
+    imaging: bool = False  # train the tiny imaging model when none is promoted
 
 
 class Clock:
@@ -126,7 +126,11 @@ def _models(options: DemoOptions, clock: Clock, has_pacs: bool) -> bool:
         clock.echo(f"  imaging model: reusing {found}")
         return True
     if not options.imaging:
-        clock.echo("  imaging AI off: no promoted lung-nodule-ct (cdss train imaging --promote)")
+        clock.echo(
+            "  imaging AI off: no promoted lung-nodule-ct model; `cdss demo --train-imaging` "
+            "trains the tiny one first (many minutes on a CPU), `cdss train imaging --promote` "
+            "the real one"
+        )
         return False
     with clock.step("imaging model (lung-nodule-ct, tiny configuration)") as out:
         try:
@@ -307,7 +311,7 @@ def walkthrough(
     ]
     if stack.orthanc_url:
         lines.append(
-            f"                    Orthanc's user and password: {stack.data_dir}/orthanc/orthanc.json"
+            f"                    its user and password: {stack.data_dir}/orthanc/orthanc.json"
         )
     if featured is None:
         return [*lines, "  (no patient found for the walkthrough)"]

@@ -26,6 +26,7 @@ from models.registry import ModelRegistry, ModelSettings
 RISK_MODEL = "oncology-risk"
 IMAGING_MODEL = "lung-nodule-ct"
 EGFR_LOINC = "98979-8"
+LOW_EGFR = 30.0  # below it, iodinated contrast draws a warning (ACR-NKF 2021; cds_hooks)
 APP_NAME = "cdss SMART app"
 IMAGING_STUDIES = 60  # the tiny configuration on 60 rendered studies: a few minutes on one core
 
@@ -182,11 +183,11 @@ def _egfr(store: SqlStore, pid: str) -> tuple[float | None, str]:
 
 
 def featured_patient(store: SqlStore, truth_file: Path) -> Featured | None:
-    """A patient for the story: a prior chest CT (a nodule in the ground truth when one has it)
-    and the lowest eGFR, so a contrast CT order draws the kidney-function warning."""
+    """A patient for the story: a prior chest CT, eGFR below 30 (a contrast CT order draws the
+    kidney-function warning) and a nodule in the ground truth, as far as the cohort has them."""
     with truth_file.open(newline="") as fh:
         truth = {row["mrn"]: row for row in csv.DictReader(fh)}
-    best: tuple[tuple[int, int, float], Featured] | None = None
+    best: tuple[tuple[int, int, int, float], Featured] | None = None
     for mrn, row in truth.items():
         patients = _search(store, "Patient", [("identifier", f"{MRN_SYSTEM}|{mrn}")])
         if not patients:
@@ -205,7 +206,8 @@ def featured_patient(store: SqlStore, truth_file: Path) -> Featured | None:
             study_date=str(studies[0].get("started", ""))[:10] if studies else "",
             nodule=row.get("nodule") == "1",
         )
-        rank = (int(not studies), int(not candidate.nodule), egfr if egfr is not None else 999.0)
+        low = egfr is not None and egfr < LOW_EGFR
+        rank = (int(not studies), int(not low), int(not candidate.nodule), egfr or 999.0)
         if best is None or rank < best[0]:
             best = (rank, candidate)
     return best[1] if best else None

@@ -8,6 +8,7 @@ leaves no child process (Orthanc included) and no listening port.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -23,13 +24,18 @@ from html import unescape
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
+from adapters.base import MRN_SYSTEM
 from adapters.orthanc import local as local_orthanc
+from fhir_facade.search.query import parse_search
+from fhir_facade.store.sql_store import SqlStore
 from tests.models import risk_support
 from tests.smart_app import flow
 from tests.support.postgres import free_port
 
+AI = "urn:cdss:ai"
 READY = re.compile(r"demo ready in ([\d.]+) s")
 START_TIMEOUT_S = 80
 
@@ -38,6 +44,7 @@ START_TIMEOUT_S = 80
 class Demo:
     proc: subprocess.Popen[str]
     port: int
+    data: Path  # the demo's data folder (<CDSS_DATA_DIR>/demo)
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +85,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _promote_tiny_imaging_model(root: Path) -> None:
+    """A seeded, untrained tiny network (as tests/models/test_pipeline.py): the demo's wiring of
+    the pipeline is under test here, the model's quality in tests/models/imaging."""
+    import torch
+
+    from models.imaging.config import TINY
+    from models.imaging.infer import MODEL_NAME, WEIGHTS_FILE, weights_bytes
+    from models.imaging.network import build_network
+    from models.registry import ModelRegistry
+
+    torch.manual_seed(0)
+    card = {"config": TINY.as_json(), "calibration": {"method": "platt", "a": 1.0, "b": 0.0}}
+    registry = ModelRegistry(root)
+    version = registry.save(MODEL_NAME, {WEIGHTS_FILE: weights_bytes(build_network(TINY))}, card)
+    registry.promote(MODEL_NAME, version.version)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     reason = local_orthanc.available()
@@ -86,6 +110,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("demo")
     models = tmp / "models"
     shutil.copytree(risk_support.models_dir(), models)  # a promoted risk model: reused
+    _promote_tiny_imaging_model(models)
     port = free_port()
     while any(_taken(port + k) for k in (1, 2)):
         port = free_port()
@@ -99,13 +124,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     env.pop("CDSS_FHIR_AUTH", None)  # the suite disables auth; the demo runs secured
     command = [sys.executable, "-m", "cdss.cli", "demo", "--port", str(port)]
     proc = subprocess.Popen(
-        [*command, "--patients", "8", "--no-imaging"],
+        [*command, "--patients", "8"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    running = Demo(proc, port)
+    running = Demo(proc, port, tmp / "var" / "demo")
     assert proc.stdout is not None
     reader = threading.Thread(
         target=lambda: running.lines.extend(line.rstrip() for line in proc.stdout or ()),
@@ -131,6 +156,28 @@ def test_steps_are_reported_with_timings_and_models_reused(demo: Demo) -> None:
         assert re.search(rf"\] .*{step}.*\.\.\.", demo.text), demo.text
     assert re.search(r"done in [\d.]+ s: 8 patients", demo.text)
     assert "reusing oncology-risk v1" in demo.text
+    assert "imaging model: reusing lung-nodule-ct v1" in demo.text
+
+
+def test_imaging_ai_runs_over_the_synced_studies(demo: Demo) -> None:
+    """The first sync queued a job per CT study; the app's worker writes the AI finding."""
+    deadline = time.monotonic() + 60
+    while not (done := re.search(r"imaging AI: (\d+) studies analysed, (\d+) failed", demo.text)):
+        assert time.monotonic() < deadline, demo.text
+        time.sleep(0.5)
+    analysed, failed = map(int, done.groups())
+    assert failed == 0 and analysed >= 1
+    store = SqlStore(f"sqlite:///{demo.data / 'cdss.db'}")
+    try:
+        with store.read_unit() as unit:
+            mrn = parse_search("Patient", [("identifier", f"{MRN_SYSTEM}|S32-000006")])
+            patient = unit.search(mrn).matches[0].id
+            query = parse_search("Observation", [("patient", patient), ("_tag", f"{AI}|finding")])
+            findings = [orjson.loads(m.content or b"{}") for m in unit.search(query).matches]
+    finally:
+        store.close()
+    assert len(findings) == 1  # the story patient's prior CT has its AI finding
+    assert findings[0]["derivedFrom"][0]["reference"].startswith("ImagingStudy/")
     assert float(READY.search(demo.text).group(1)) < START_TIMEOUT_S  # type: ignore[union-attr]
 
 
@@ -148,6 +195,20 @@ def test_printed_urls_answer_and_the_facade_wants_tokens(demo: Demo) -> None:
     assert finder.status_code == 200 and "Patient Finder" in finder.text
     refused = httpx.get(f"{base}/fhir/Patient", timeout=10)
     assert refused.status_code == 401 and refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_walkthrough_names_the_story_patient_of_the_cohort(demo: Demo) -> None:
+    """Seed 32 (the default): patient 6 has a prior chest CT with a nodule in the ground truth and
+    eGFR 25 from SENAITE: the walkthrough must pick that one, with its synced values."""
+    line = re.search(
+        r"Walkthrough: (.+?), MRN (\S+): eGFR ([\d.]+) .*; prior chest CT.*", demo.text
+    )
+    assert line, demo.text
+    assert line.group(2) == "S32-000006" and float(line.group(3)) < 30
+    assert "a nodule in the cohort's truth" in line.group(0)
+    with (demo.data / "cohort" / "ground_truth.csv").open(newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["mrn"] == "S32-000006")
+    assert row["nodule"] == "1" and row["study_uid"]
 
 
 def test_walkthrough_patient_launches_the_smart_app_from_the_dashboard(demo: Demo) -> None:
