@@ -110,6 +110,7 @@ def main() -> None:
         "CDSS_LOG_LEVEL": "WARNING",
         "CDSS_SENAITE_URL": f"{lis}/senaite",
         "CDSS_ORDERS_ENABLED": "true",
+        "CDSS_FHIR_AUTH": "disabled",  # a loopback bench of routing, not of token checks
         "CDSS_ORDERS_WORKER": "true" if options.worker == "thread" else "false",
         "CDSS_ORDERS_WORKLISTS_DIR": str(tmp / "worklists"),
         "CDSS_ORDERS_POLL_S": "0.01",
