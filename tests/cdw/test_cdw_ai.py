@@ -16,7 +16,7 @@ from cdw.schema_ext import image_feature, image_occurrence
 from fhir_facade.store.sql_store import SqlStore
 
 AI = "urn:cdss:ai"
-NODULE = "427359005"
+NODULE = "786838002"  # SNOMED CT |Nodule of lung| (docs/ai-findings.md)
 
 
 def _study(pid: str) -> dict[str, Any]:
@@ -60,7 +60,10 @@ def finding(pid: str, probability: float, series: str | None) -> dict[str, Any]:
         "valueCodeableConcept": {"coding": [
             {"system": SCT, "code": "52101004" if present else "2667000"}]},
         "derivedFrom": [{"reference": f"ImagingStudy/ct-{pid}"}],
-        "device": {"reference": "Device/nodule-net"},
+        "contained": [{"resourceType": "Device", "id": "model",
+                       "deviceName": [{"name": "nodule-net", "type": "model-name"}],
+                       "version": [{"value": "1.2.0"}]}],
+        "device": {"reference": "#model", "display": "nodule-net@1.2.0"},
         "component": list(reversed(components)),  # readers must not rely on order
     }  # fmt: skip
 
