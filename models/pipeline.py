@@ -98,7 +98,7 @@ class ImagingPipeline:
     """Runs studies through fetch -> volume -> infer -> write; one per worker thread."""
 
     def __init__(
-        self, store: Store, pacs: OrthancClient, predictor: Predictor, *, fetchers: int = 4
+        self, store: Store, pacs: OrthancClient, predictor: Predictor, *, fetchers: int = 16
     ) -> None:
         self.store = store
         self.pacs = pacs
