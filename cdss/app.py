@@ -120,7 +120,7 @@ def create_app(
     the configured CDSS_OPENEMR_URL, CDSS_SENAITE_URL and CDSS_ORTHANC_URL."""
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     orders_runtime.attach(store)  # off unless CDSS_ORDERS_ENABLED (issue 5)
-    imaging_runtime.attach(store)  # off unless CDSS_IMAGING_ENABLED (issue 7)
+    imaging_stop = imaging_runtime.attach(store)  # off unless CDSS_IMAGING_ENABLED (issue 7)
     cds = build_state(cds_config(settings), store, settings.effective_database_url)
     models = LoadedModels(ModelRegistry(ModelSettings().dir))  # loaded once (issue 7)
     oncology_risk.register(cds.registry, oncology_risk.load(models, cds.config.base_url))
@@ -154,6 +154,8 @@ def create_app(
         health.start()
         yield
         await health.stop()
+        if imaging_stop is not None:
+            imaging_stop.set()  # the in-process AI worker stops with the app, not only at exit
         await secured.aclose()
         await cds.aclose()
         await smart_state.http.aclose()

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -55,6 +55,9 @@ class Clock:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
+    def note(self, line: str) -> None:
+        self.echo(f"[{self.elapsed():6.1f} s] {line}")
+
     @contextmanager
     def step(self, what: str) -> Iterator[list[str]]:
         """Yields a list the step may append its outcome to."""
@@ -74,19 +77,17 @@ def run_demo(settings: Settings, options: DemoOptions, echo: Echo = print) -> No
     clock = Clock(echo)
     base = f"http://{settings.host}:{settings.port}"
     try:
-        with clock.step("starting the OpenEMR and SENAITE simulators and Orthanc") as out:
-            stack_cm = demo_stack(settings.data_dir, settings.host, settings.port)
-            stack = stack_cm.__enter__()
-            out.append(stack.orthanc_url or "Orthanc not installed")
-        try:
+        with ExitStack() as resources:
+            with clock.step("starting the OpenEMR and SENAITE simulators and Orthanc") as out:
+                stack = resources.enter_context(
+                    demo_stack(settings.data_dir, settings.host, settings.port)
+                )
+                out.append(stack.orthanc_url or "Orthanc not installed")
+            resources.callback(clock.note, "stopping the simulators and Orthanc")
             _run(stack, settings, options, clock, base)
-        except BaseException as exc:
-            if not stack_cm.__exit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            stack_cm.__exit__(None, None, None)
     except KeyboardInterrupt:
-        echo(f"[{clock.elapsed():6.1f} s] stopped: server, sync, simulators and Orthanc are down")
+        pass  # Ctrl-C while starting (the server takes it itself once it runs)
+    clock.note("stopped: server, sync, simulators and Orthanc are down")
 
 
 def _environment(stack: DemoStack, base: str) -> dict[str, str]:
@@ -265,6 +266,7 @@ def _serve(
     try:
         server.run()
     finally:
+        clock.note("stopping the sync follower and the imaging worker")
         stop.set()
         follower.join(timeout=10)
         watcher.join(timeout=5)
