@@ -93,9 +93,15 @@ def worker(
     from models.imaging.worker import build_worker
 
     configure(load_settings().log_level)
+    from models.registry import RegistryError
+
     store = _store()
     try:
-        job_worker = build_worker(store, ImagingSettings())
+        try:
+            job_worker = build_worker(store, ImagingSettings())
+        except (ValueError, RegistryError) as exc:  # configuration or model: say what to fix
+            typer.echo(f"cdss worker: {exc}", err=True)
+            raise typer.Exit(2) from None
         if once:
             typer.echo(f"{job_worker.drain()} jobs run")
             return
