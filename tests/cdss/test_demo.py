@@ -36,6 +36,7 @@ from tests.smart_app import flow
 from tests.support.postgres import free_port
 
 AI = "urn:cdss:ai"
+CT_WITH_CONTRAST = "http://loinc.org|24628-0"  # "CT Chest W contrast IV" of the order catalogue
 READY = re.compile(r"demo ready in ([\d.]+) s")
 START_TIMEOUT_S = 80
 
@@ -230,6 +231,18 @@ def test_walkthrough_patient_launches_the_smart_app_from_the_dashboard(demo: Dem
         assert page.status_code == 200, page.text
         family = name.split()[-1]
         assert family in page.text  # the app shows the launched patient
+        # order a contrast CT: the app calls the CDS service as a trusted (JWT) client and
+        # reads the facade with its own token, which the facade trusts
+        base = f"http://127.0.0.1:{demo.port}"
+        selected = http.post(
+            f"{base}/smart/api/orders/select",
+            json={"key": CT_WITH_CONTRAST, "checked": True},
+            headers=launched.headers,
+        )
+        assert selected.status_code == 200, selected.text
+        cards = selected.json()["cards"]
+        assert any(c["indicator"] == "warning" and "eGFR 25" in c["summary"] for c in cards), cards
+        assert any(c["summary"].startswith("Prior study of") for c in cards), cards
 
 
 def test_sigint_stops_everything_it_started(demo: Demo) -> None:
