@@ -1,4 +1,4 @@
-"""Imaging section of bench/models.py: the pipeline's time per study against the network alone.
+"""Imaging section of bench/ai_models.py: the pipeline's time per study against the network alone.
 
 Setup: a fresh local Orthanc, a temporary SQLite store, `--studies` CT studies of the synthetic
 cohort uploaded and synced (so each has its ImagingStudy), the promoted lung-nodule-ct model of
@@ -11,7 +11,7 @@ says so). Then, per study, interleaved in the same run:
             / infer (preprocess + sliding window + peak) / write (FHIR unit + SR by STOW-RS).
 Goal: pipeline end to end <= 2x the inferer on CPU. Medians over studies, after one warm-up.
 
-    .venv/bin/python bench/models.py --part imaging [--studies 6]
+    .venv/bin/python bench/ai_models.py --part imaging [--studies 6]
 """
 
 from __future__ import annotations

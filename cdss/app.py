@@ -26,7 +26,6 @@ from fhir_facade.api.app import create_facade, http_error_outcome
 from fhir_facade.api.state import FacadeState
 from fhir_facade.audit import AuditSink, NullSink, RecorderSink
 from fhir_facade.orders import runtime as orders_runtime
-from models.imaging import runtime as imaging_runtime
 from fhir_facade.search.query import Limits
 from fhir_facade.security import redact
 from fhir_facade.security.install import secure
@@ -38,6 +37,7 @@ from fhir_facade.security.settings import (
 from fhir_facade.store.base import Store
 from fhir_facade.store.factory import open_store
 from models.api import LoadedModels, create_models_router
+from models.imaging import runtime as imaging_runtime
 from models.registry import ModelRegistry, ModelSettings
 from smart_app.app import create_smart
 

@@ -1,5 +1,8 @@
 """Benchmark of the AI models: one section per model family (`--part tabular|imaging|all`).
 
+Named ai_models.py, not models.py: a script's folder comes first on sys.path, so a bench/models.py
+would shadow the project's `models` package for every other script in bench/.
+
 Tabular (the oncology-risk LightGBM model): per single patient, in interleaved rounds,
 - floor       LightGBM's raw predict on the prebuilt feature row (`Booster.predict`, 1 thread);
 - predict     row -> vector -> raw predict -> calibration (`RiskModel.risk`);
@@ -15,7 +18,7 @@ cohort of --train patients into a temporary registry (said so in the output).
 
 Imaging: a section is added by the imaging model's work (`imaging()` below).
 
-    .venv/bin/python bench/models.py --part tabular [--patients 200 --rounds 5]
+    .venv/bin/python bench/ai_models.py --part tabular [--patients 200 --rounds 5]
 """
 
 from __future__ import annotations
