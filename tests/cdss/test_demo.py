@@ -141,15 +141,30 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not READY.search(running.text):
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            _stop(proc)
             pytest.fail(f"the demo did not get ready:\n{running.text}")
         time.sleep(0.2)
     try:
         yield running
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """After a failed test too: SIGINT first (the demo stops its Orthanc), SIGKILL as a last
+    resort, then its children by PID (a killed demo cannot stop them)."""
+    if proc.poll() is not None:
+        return
+    children = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pid in children:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_steps_are_reported_with_timings_and_models_reused(demo: Demo) -> None:
