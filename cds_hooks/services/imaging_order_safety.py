@@ -114,9 +114,20 @@ def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
     orders = service_requests(draft_orders(request))
     shared = cache(lambda: _record(data))  # built for the first order the catalogue knows
     cards = judge_each(orders, lambda order: _judge(order, request, data, shared), service=ID)
-    if any(o.resource is not None and orderable_for(o.resource) for o in orders):
+    if any(_is_imaging(o.resource) for o in orders):
         cards += _prior_ai_card(data)
     return cards
+
+
+def _is_imaging(resource: dict[str, Any] | None) -> bool:
+    """A draft the catalogue cannot judge is not imaging here: its own failure was already
+    reported by `judge_each`, and it must not cost the other drafts their cards."""
+    if resource is None:
+        return False
+    try:
+        return orderable_for(resource) is not None
+    except Exception:
+        return False
 
 
 def _prior_ai_card(data: HookData) -> list[Card]:

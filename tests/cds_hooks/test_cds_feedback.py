@@ -89,7 +89,7 @@ def test_feedback_is_stored_once_audited_and_reported(
     monkeypatch.setenv("CDSS_DATABASE_URL", database_url)
     result = CliRunner().invoke(cli, ["feedback", "report", "--json"])
     assert result.exit_code == 0, result.output
-    rows = {r["kind"]: r for r in json.loads(result.output)}
+    rows = {r["kind"]: r for r in json.loads(result.stdout)}
     assert rows["egfr-below-30"]["accept_rate"] == 1.0 and rows["egfr-below-30"]["issued"] == 1
     assert rows["contrast-allergy"]["override_rate"] == 1.0
     assert rows["contrast-allergy"]["override_reasons"] == {
