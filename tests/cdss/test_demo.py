@@ -271,3 +271,46 @@ def test_sigint_stops_everything_it_started(demo: Demo) -> None:
     assert not [pid for pid in children if _alive(pid)]
     assert not any(_taken(demo.port + k) for k in (0, 1, 2))
     assert "stopped" in demo.text
+
+
+def test_without_orthanc_it_says_how_to_install_it_and_ctrl_c_while_seeding_stops_it(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    while any(_taken(port + k) for k in (1, 2)):
+        port = free_port()
+    env = {
+        **os.environ,
+        "CDSS_DATA_DIR": str(tmp_path / "var"),
+        "CDSS_MODELS_DIR": str(risk_support.models_dir()),  # read only: a promoted risk model
+        "CDSS_ORTHANC_BIN": str(tmp_path / "no-orthanc"),
+        "CDSS_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdss.cli", "demo", "--port", str(port), "--patients", "400"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.rstrip() for line in proc.stdout or ()), daemon=True
+    )
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("seeding 400" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside the seeding: patients are being written to the simulators
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, lines
+    finally:
+        _stop(proc)
+    reader.join(timeout=5)
+    text = "\n".join(lines)
+    assert "Install it with: apt-get install orthanc orthanc-dicomweb" in text
+    assert "imaging AI off: no Orthanc" in text
+    assert "stopped" in text.splitlines()[-1]
+    assert not any(_taken(port + k) for k in (0, 1, 2))
