@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -135,19 +136,11 @@ def _models(options: DemoOptions, clock: Clock, has_pacs: bool) -> bool:
         return False
     with clock.step("imaging model (lung-nodule-ct, tiny configuration)") as out:
         try:
-            out.append(steps.train_imaging(_log_dir() / "train-imaging.log"))
+            out.append(steps.train_imaging(Path(os.environ["CDSS_DATA_DIR"]) / "train-imaging.log"))
         except RuntimeError as exc:
             out.append(f"skipped: {exc}")
             return False
     return True
-
-
-def _log_dir() -> Any:
-    from pathlib import Path
-
-    path = Path(os.environ["CDSS_DATA_DIR"])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _run(
@@ -184,7 +177,17 @@ def _run(
     iss = f"{stack.openemr_url}/apis/default/fhir"
     with clock.step("registering the SMART app with the OpenEMR simulator") as out:
         client = steps.register_smart_app(iss, base)
-        os.environ.update(steps.smart_environment(client, iss, base, stack.data_dir, _pacs(stack)))
+        os.environ.update(
+            steps.smart_environment(
+                client,
+                iss,
+                base,
+                stack.data_dir,
+                (stack.orthanc_url, stack.orthanc_auth)
+                if stack.orthanc_url and stack.orthanc_auth
+                else None,
+            )
+        )
         out.append(f"client {client['client_id'][:8]}…")
     secure = steps.auth_wanted()
     security = steps.facade_security(stack.openemr_url, base, client) if secure else None
@@ -211,18 +214,6 @@ def _cds_clients(base: str) -> list[Any]:
     from cdss.settings import CdsClient
 
     return [CdsClient.model_validate(c) for c in steps.cds_clients(base)]
-
-
-def _pacs(stack: DemoStack) -> Any:
-    if not stack.orthanc_url or not stack.orthanc_auth:
-        return None
-
-    @dataclass
-    class Pacs:
-        url: str
-        auth: tuple[str, str]
-
-    return Pacs(stack.orthanc_url, stack.orthanc_auth)
 
 
 def _serve(

@@ -98,7 +98,11 @@ def register_smart_app(iss: str, app_base: str) -> dict[str, Any]:
 
 
 def smart_environment(
-    client: dict[str, Any], iss: str, app_base: str, data_dir: Path, pacs: Any
+    client: dict[str, Any],
+    iss: str,
+    app_base: str,
+    data_dir: Path,
+    pacs: tuple[str, tuple[str, str]] | None,
 ) -> dict[str, str]:
     """The CDSS_SMART_* settings of the registered app (set in this process's environment)."""
     env = {
@@ -108,10 +112,11 @@ def smart_environment(
         "CDSS_SMART_PUBLIC_URL": app_base,
         "CDSS_SMART_KEY_FILE": str(data_dir / "smart-key.json"),
     }
-    if pacs is not None:
-        env["CDSS_SMART_DICOMWEB_URL"] = f"{pacs.url}/dicom-web"
-        env["CDSS_SMART_DICOMWEB_USER"] = pacs.auth[0]
-        env["CDSS_SMART_DICOMWEB_PASSWORD"] = pacs.auth[1]
+    if pacs is not None:  # (Orthanc's REST base, (user, password))
+        url, (user, password) = pacs
+        env["CDSS_SMART_DICOMWEB_URL"] = f"{url}/dicom-web"
+        env["CDSS_SMART_DICOMWEB_USER"] = user
+        env["CDSS_SMART_DICOMWEB_PASSWORD"] = password
     return env
 
 
