@@ -90,7 +90,9 @@ def demo(
     seed: int = typer.Option(
         32, help="Cohort seed (32: patient 6 has eGFR 25 and a 28 mm nodule on a prior CT)"
     ),
-    retrain: bool = typer.Option(False, "--retrain", help="Train the models even if promoted"),
+    retrain: bool = typer.Option(
+        False, "--retrain", help="Train the risk model (and with --train-imaging the imaging one)"
+    ),
     train_size: int = typer.Option(
         2000, min=200, help="Generator patients the risk model trains on when it is trained"
     ),

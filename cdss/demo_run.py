@@ -114,7 +114,9 @@ def _environment(stack: DemoStack, base: str) -> dict[str, str]:
 def _models(options: DemoOptions, clock: Clock, has_pacs: bool) -> bool:
     """Risk model and imaging model: reuse promoted ones, else train. True: imaging AI on."""
     with clock.step("risk model (oncology-risk)") as out:
-        found = None if options.retrain else steps.promoted(steps.RISK_MODEL)
+        found, why = (None, "--retrain") if options.retrain else steps.usable(steps.RISK_MODEL)
+        if not found:
+            clock.echo(f"  training it ({why})")
         out.append(
             f"reusing {found}"
             if found
@@ -123,13 +125,14 @@ def _models(options: DemoOptions, clock: Clock, has_pacs: bool) -> bool:
     if not has_pacs:
         clock.echo(f"  imaging AI off: no Orthanc ({INSTALL_ORTHANC})")
         return False
-    found = None if options.retrain else steps.promoted(steps.IMAGING_MODEL)
+    retrain = options.retrain and options.imaging
+    found, why = (None, "--retrain") if retrain else steps.usable(steps.IMAGING_MODEL)
     if found:
         clock.echo(f"  imaging model: reusing {found}")
         return True
     if not options.imaging:
         clock.echo(
-            "  imaging AI off: no promoted lung-nodule-ct model; `cdss demo --train-imaging` "
+            f"  imaging AI off ({why}); `cdss demo --train-imaging` "
             "trains the tiny one first (many minutes on a CPU), `cdss train imaging --promote` "
             "the real one"
         )

@@ -56,6 +56,28 @@ def promoted(name: str) -> str | None:
     return f"{name} v{version.version}" if version is not None else None
 
 
+def usable(name: str) -> tuple[str | None, str]:
+    """('name vN', '') when the promoted version loads in this build, else (None, why): a model
+    trained on an older feature set or a corrupt artifact is retrained, not served broken."""
+    from models.registry import RegistryError
+
+    try:
+        version = registry().promoted(name)
+        if version is None:
+            return None, f"no promoted {name}"
+        if name == RISK_MODEL:
+            from models.tabular.predictor import RiskModel
+
+            RiskModel(version)
+        else:
+            from models.imaging.infer import Predictor
+
+            Predictor.from_version(version, "cpu")
+    except (RegistryError, OSError, ValueError, RuntimeError) as exc:
+        return None, str(exc)
+    return f"{name} v{version.version}", ""
+
+
 def train_risk(size: int, seed: int) -> str:
     """LightGBM risk model on `size` generator patients built in memory, promoted."""
     from cdw.config import DEV_KEY
