@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from adapters.senaite.loinc import load_table
 
 NAME = "person-at-index"
-VERSION = "2"  # 2: lab_<code>_delta added (models issue)
+VERSION = "3"  # 2: lab_<code>_delta added; 3: imaging-AI finding features (ai_*)
 SMOKING_LOINC = "72166-2"
 SMOKING = {
     "449868002": "current", "428041000124106": "current", "77176002": "current",
@@ -42,6 +42,13 @@ CONDITIONS: dict[str, frozenset[int]] = {
     "lung_cancer": frozenset({443388, 258369, 4115276, 4110591}),
 }
 DAYS_PER_YEAR = 365.25
+# The imaging AI's finding as the CDW holds it (cdw.mapping_ai, docs/ai-findings.md): a
+# measurement of SNOMED CT 786838002 |Nodule of lung| whose type is "derived by an algorithm",
+# the calibrated probability in value_as_number, Present (52101004) / Absent in the value.
+AI_FINDING_CODE = "786838002"
+AI_PRESENT_CODE = "52101004"
+AI_TYPE_CONCEPT = 32882
+AI_FEATURES = ("ai_nodule_probability_max", "ai_nodule_present_n")
 
 
 def lab_codes() -> tuple[str, ...]:
@@ -57,6 +64,7 @@ def feature_names() -> list[str]:
         names += [f"lab_{code}_latest", f"lab_{code}_slope_per_year", f"lab_{code}_n"]
         names.append(f"lab_{code}_delta")
     names.append("imaging_studies")
+    names += list(AI_FEATURES)
     names += [f"prior_{c}" for c in CONDITIONS]
     return names
 
@@ -75,6 +83,16 @@ class LabStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AiStats:
+    """The imaging AI's nodule findings before the index date: how many, how many reported
+    Present, and the highest calibrated probability (None without a finding)."""
+
+    n: int = 0
+    present: int = 0
+    max_probability: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Inputs:
     year_of_birth: int | None
     gender_concept_id: int | None
@@ -82,6 +100,7 @@ class Inputs:
     labs: dict[str, LabStats]
     imaging_studies: int
     condition_concepts: frozenset[int]
+    ai: AiStats = AiStats()
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,11 @@ def assemble(person_id: int, index_date: date, inputs: Inputs) -> FeatureRow:
         values[f"lab_{code}_n"] = stats.n if stats else 0
         values[f"lab_{code}_delta"] = _round(delta(stats)) if stats else None
     values["imaging_studies"] = inputs.imaging_studies
+    # No AI finding (no CT, or not analysed yet) is missing, not "probability 0": LightGBM
+    # learns its own branch for NaN, and an unread CT says nothing about a nodule.
+    ai = inputs.ai
+    values["ai_nodule_probability_max"] = _round(ai.max_probability) if ai.n else None
+    values["ai_nodule_present_n"] = ai.present if ai.n else None
     for name, concepts in CONDITIONS.items():
         values[f"prior_{name}"] = int(bool(concepts & inputs.condition_concepts))
     return FeatureRow(

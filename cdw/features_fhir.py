@@ -19,6 +19,7 @@ from cdw.features import (
     assemble,
     lab_codes,
 )
+from cdw.features_ai import ai_from_rows
 from cdw.mapping import Mapper
 from cdw.pseudonym import Pseudonymizer
 from cdw.vocab import Vocabulary
@@ -112,6 +113,7 @@ def inputs_from_rows(rows: dict[str, list[dict[str, Any]]], index_date: date) ->
         _labs(rows.get("measurement", []), index_date),
         len(studies),
         concepts,
+        ai_from_rows(rows.get("measurement", []), index_date),
     )
 
 

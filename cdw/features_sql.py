@@ -21,6 +21,7 @@ from cdw.features import (
     assemble,
     lab_codes,
 )
+from cdw.features_ai import ai_from_cdw
 from cdw.schema import condition_occurrence, measurement, observation, person
 from cdw.schema_ext import image_occurrence
 
@@ -113,6 +114,7 @@ def inputs_from_cdw(conn: Connection, person_id: int, index_date: date) -> Input
         _labs(conn, person_id, index_date),
         int(studies),
         frozenset(int(x) for x in concepts),
+        ai_from_cdw(conn, person_id, index_date),
     )
 
 

@@ -101,6 +101,11 @@ def ai_finding(r: Run) -> None:
             "unit_source_value": UNIT_ONE,
             "measurement_source_value": code,
             "measurement_source_concept_id": found.source_concept_id,
+            # The keys a lab measurement row has, so one executemany batch can hold both.
+            "visit_occurrence_id": None,
+            "operator_concept_id": None,
+            "range_low": None,
+            "range_high": None,
         },
     )
     model = (parts.get("model") or {}).get("valueString")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,10 +46,13 @@ PREFETCH = {
     "smoking": "Observation?patient={{context.patientId}}&code=http://loinc.org|72166-2",
     "conditions": "Condition?patient={{context.patientId}}",
     "studies": "ImagingStudy?patient={{context.patientId}}",
+    # The imaging AI's findings (docs/ai-findings.md): feature set v3 reads their probability.
+    "aiFindings": "Observation?patient={{context.patientId}}&_tag=urn:cdss:ai|finding",
 }
 _DESCRIPTION = (
     "AI (LightGBM) estimate of the 12-month risk of a lung cancer diagnosis from the recorded "
-    "age, sex, smoking status, laboratory results and trends, imaging history and conditions, "
+    "age, sex, smoking status, laboratory results and trends, imaging history, the imaging AI's "
+    "nodule findings and conditions, "
     "with its main drivers and a link to the model card."
 )
 ENTRIES = (
@@ -113,12 +116,12 @@ class OncologyRisk:
             return []
         if self.model is None:
             return [_unavailable(self.problem or "the model is not loaded")]
-        resources = [
+        resources = _unique(
             r
             for key in PREFETCH
             for r in data.resources(key)
             if key != "patient" or r.get("resourceType") == "Patient"
-        ]
+        )
         if not any(r.get("resourceType") == "Patient" for r in resources):
             return [_too_little(["the Patient resource"], self._source(data))]
         assert self.pz is not None
@@ -162,6 +165,20 @@ class OncologyRisk:
             detail=detail,
             links=[absolute_link("Model card", url)] if url else [],
         )
+
+
+def _unique(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each resource once: an Observation may come back under two prefetch keys (an AI finding
+    also matches a broad query), and mapping it twice would count it twice."""
+    seen: set[tuple[Any, Any]] = set()
+    out = []
+    for r in resources:
+        key = (r.get("resourceType"), r.get("id"))
+        if r.get("id") is not None and key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
 
 
 def _chest_imaging_selected(request: HookRequest) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 TASK = (
     "Probability that an adult is diagnosed with lung cancer within 12 months of the index "
     "date (binary classification), from routinely recorded data: age, sex, smoking status, "
-    "laboratory results and their trends, imaging history and prior conditions."
+    "laboratory results and their trends, imaging history, the imaging AI's pulmonary-nodule "
+    "findings on prior CTs (feature set v3) and prior conditions."
 )
 MIN_DATA_TEXT = (
     "No score without age, sex, a recorded smoking status and at least one laboratory result "
@@ -21,9 +22,17 @@ LIMITS = [
     "Trained and evaluated on a synthetic cohort whose generating process is known "
     "(simulators/cohort/model.py); performance on real populations is unknown until it is "
     "validated on local data.",
-    "Does not see pack-years (not recorded in a coded field) or CT findings (the imaging "
-    "model's task): its ceiling is the posterior given the tabular record, reported beside "
-    "the full-information ceiling.",
+    "Does not see pack-years (not recorded in a coded field) nor the CT itself: it reads the "
+    "imaging AI's nodule probability (no size, no lobe), so its ceiling is the full-information "
+    "posterior; the 'tabular record' ceiling (the posterior without any imaging information) "
+    "is still reported and is exceeded by design since feature set v3.",
+    "Trained on synthetic AI findings drawn from a noise model of the imaging CNN "
+    "(models/tabular/synthetic_ai.py: binormal scores, detectability rising with nodule size, "
+    "AUROC ~1.0 from 10 mm, 0.86 at 5 mm); on real data the model should be retrained on the "
+    "findings the pipeline actually wrote, since a different imaging model changes the "
+    "meaning of the probability.",
+    "Patients without an AI-read CT have the AI features missing (not zero): the model "
+    "scores them from the rest of the record.",
     "Latest laboratory values are used whatever their age; a record whose results are years "
     "old is outside the training distribution (every training patient had results in the "
     "24 months before the index date).",

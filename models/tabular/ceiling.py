@@ -11,6 +11,10 @@ imaging model's job). So two ceilings are reported on the same test set:
   from the truth by removing the imaging likelihood ratio and integrating pack-years over their
   generating distribution (Gamma(4, mean/4), mean 20 former / 30 current, 0 never):
   odds = E_py[π] / E_py[1 - π] × LR_labs, with LR_labs = odds(true) / (odds(prior) × LR_img).
+
+Since feature set v3 the tabular model also reads the imaging AI's nodule probability (a noisy
+view of the nodule: models/tabular/synthetic_ai.py), so it may beat `observable`, which stays
+defined as "no imaging information"; `full` remains the ceiling it is measured against.
 """
 
 from __future__ import annotations

@@ -27,6 +27,14 @@ _FIXED = {
     "smoking_former": ("Former smoker", "1 = yes"),
     "smoking_never": ("Never smoker", "1 = yes"),
     "imaging_studies": ("Imaging studies on record", "count"),
+    "ai_nodule_probability_max": (
+        "Imaging AI: highest pulmonary-nodule probability",
+        "probability 0-1 (UCUM 1); missing without an AI-read CT",
+    ),
+    "ai_nodule_present_n": (
+        "Imaging AI: findings reported as nodule present",
+        "count; missing without an AI-read CT",
+    ),
 }
 _LAB_PART = {
     "latest": ("latest", "{unit}"),
@@ -89,6 +97,8 @@ def format_value(name: str, value: float | None) -> str:
     feature = info(name)
     if feature.unit.startswith("1 = "):
         return "yes" if value >= 0.5 else "no"
-    if feature.unit == "count" or name == "age":
+    if name == "ai_nodule_probability_max":
+        return f"{value:.2f}"
+    if feature.unit.startswith("count") or name == "age":
         return f"{int(value)}" + (" years" if name == "age" else "")
     return f"{value:.3g} {feature.unit}"

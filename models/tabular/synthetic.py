@@ -6,19 +6,23 @@ record directly: the OpenEMR adapter's Patient (MRN identifier), smoking-status 
 (SNOMED), problem-list Conditions (ICD-10-CM) and the SENAITE adapter's laboratory Observations
 (LOINC from the adapters' own table, eGFR by CKD-EPI 2021 as the lab reports it). Only what the
 feature set reads is produced. Equality of the features from this record and from the real
-path is checked in tests/models/tabular (same cohort, both ways).
+path is checked in tests/models/tabular (same cohort, both ways). A CT also gets the imaging
+AI's finding Observation as the pipeline writes it (docs/ai-findings.md), with a probability
+from the CNN's noise model (`models.tabular.synthetic_ai`), never the generator's nodule itself
+(no PACS in that comparison; tests/cdw/test_cdw_features.py proves the AI features equal).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from adapters.base import MRN_SYSTEM
 from adapters.senaite.loinc import LoincTable, load_table
 from cds_hooks.clinical.renal import egfr_ckd_epi_2021
+from models.tabular import synthetic_ai
 from simulators.cohort.model import LabResult, SyntheticPatient
 from simulators.cohort.openemr_writer import ICD10
 
@@ -71,6 +75,42 @@ def _condition(pid: str, cid: str, key: str, onset: date) -> dict[str, Any]:
 
 def _study_uid(pid: str) -> str:
     return f"urn:oid:2.25.{int(hashlib.sha256(pid.encode()).hexdigest()[:24], 16)}"
+
+
+AI = "urn:cdss:ai"
+AI_MODEL = "lung-nodule-ct@1"
+
+
+def _ai_component(code: str, **value: Any) -> dict[str, Any]:
+    return {"code": {"coding": [{"system": AI, "code": code}], "text": code}, **value}
+
+
+def ai_finding(p: SyntheticPatient, pid: str) -> dict[str, Any]:
+    """The imaging AI's finding on the patient's CT (tag, components by code, derivedFrom);
+    no location components: the tabular features read only probability and Present/Absent."""
+    assert p.ct is not None
+    prob = round(synthetic_ai.probability(p.ct.nodule, pid), 4)
+    present = prob >= synthetic_ai.THRESHOLD
+    value = ("52101004", "Present") if present else ("2667000", "Absent")
+    when = p.ct.performed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    issued = (p.ct.performed + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "resourceType": "Observation", "id": f"{pid}-ai", "status": "final",
+        "meta": {"tag": [{"system": AI, "code": "finding"}]},
+        "category": [_concept(CATEGORY, "imaging", "Imaging")],
+        "code": _concept(SCT, "786838002", "Nodule of lung"),
+        "valueCodeableConcept": _concept(SCT, *value),
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when, "issued": issued,
+        "derivedFrom": [{"reference": f"ImagingStudy/{pid}-ct"}],
+        "device": {"display": AI_MODEL},
+        "component": [
+            _ai_component("probability", valueQuantity={
+                "value": prob, "unit": "1", "system": UCUM, "code": "1"}),
+            _ai_component("model", valueString=AI_MODEL),
+            _ai_component("series-instance-uid", valueString=f"{_study_uid(pid)[8:]}.1"),
+        ],
+    }  # fmt: skip
 
 
 def patient_record(p: SyntheticPatient, pid: str) -> list[dict[str, Any]]:
@@ -137,4 +177,5 @@ def patient_record(p: SyntheticPatient, pid: str) -> list[dict[str, Any]]:
                 ],
             }
         )
+        out.append(ai_finding(p, pid))
     return out

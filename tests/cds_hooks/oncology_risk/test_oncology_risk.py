@@ -18,6 +18,7 @@ from cds_hooks import examples as ex
 from cds_hooks.cards import md_escape
 from cdw.config import DEV_KEY
 from cdw.features_fhir import features_from_fhir
+from cdw.mapping_ai import is_finding
 from cdw.pseudonym import Pseudonymizer
 from models.registry import ModelRegistry
 from models.tabular import cohort
@@ -150,3 +151,50 @@ def test_no_promoted_model_says_how_to_train_one(
         [card] = _cards(h, _view("onc-5"))
         assert "unavailable" in card["summary"] and "cdss models promote" in card["detail"]
         assert http.get(f"/models/{ID}").status_code == 503
+
+
+def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+def test_the_imaging_ai_finding_is_fetched_prefetched_and_counted_once(
+    live: Harness, models_env: Path
+) -> None:
+    record = _record("onc-6", seed=14)  # a CT with a nodule, so an AI finding
+    [finding] = [r for r in record if is_finding(r)]
+    _put(live, record)
+    version = ModelRegistry(models_env).promoted(ID)
+    assert version is not None
+    model = RiskModel(version)
+    today = datetime.now(UTC).date()
+    pz = Pseudonymizer(DEV_KEY)
+    with_ai = features_from_fhir(record, today, pz)
+    without = features_from_fhir([r for r in record if r is not finding], today, pz)
+    assert with_ai.values["ai_nodule_probability_max"] is not None
+    assert without.values["ai_nodule_probability_max"] is None
+    expected, blind = model.score(with_ai).risk, model.score(without).risk
+    assert f"{100 * expected:.1f} %" != f"{100 * blind:.1f} %"  # the finding moves the score
+
+    [fetched] = _cards(live, _view("onc-6"))  # the facade answers the aiFindings query
+    assert f"{100 * expected:.1f} %" in fetched["summary"]
+
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in record:
+        by_type.setdefault(r["resourceType"], []).append(r)
+    labs = [
+        r for r in by_type["Observation"] if r["category"][0]["coding"][0]["code"] == "laboratory"
+    ]
+    prefetch = {
+        "patient": by_type["Patient"][0],
+        "labs": _bundle([*labs, finding]),  # also under a second key: mapped once
+        "smoking": _bundle([r for r in by_type["Observation"] if r["id"].endswith("-smoking")]),
+        "conditions": _bundle(by_type.get("Condition", [])),
+        "studies": _bundle(by_type["ImagingStudy"]),
+        "aiFindings": _bundle([finding]),
+    }
+    [prefetched] = _cards(live, {**_view("onc-6"), "prefetch": prefetch})
+    assert prefetched["summary"] == fetched["summary"]
