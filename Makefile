@@ -41,7 +41,7 @@ test: install system-deps
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy cdss fhir_facade adapters simulators cds_hooks models bench tests/support tests/deploy smart_app tests/smart_app
+	$(VENV)/bin/mypy cdss fhir_facade adapters simulators cds_hooks cdw models bench tests/support tests/deploy smart_app tests/smart_app
 
 bench: install system-deps
 	$(PY) bench/facade.py

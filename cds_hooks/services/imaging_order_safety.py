@@ -18,7 +18,7 @@ its source in the card):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -119,7 +119,7 @@ def evaluate(request: HookRequest, data: HookData) -> Sequence[Card]:
     return cards
 
 
-def _is_imaging(resource: dict[str, Any] | None) -> bool:
+def _is_imaging(resource: Mapping[str, Any] | None) -> bool:
     """A draft the catalogue cannot judge is not imaging here: its own failure was already
     reported by `judge_each`, and it must not cost the other drafts their cards."""
     if resource is None:
