@@ -53,10 +53,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when each record is emitted: a handler that kept the
+    stream of its setup writes into a closed file once that stream is swapped back (a CLI
+    runner's or a test's capture), and the log line is lost."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup(level: str, fmt: str | None = None) -> None:
     """Route every logger (uvicorn's included) to one stderr handler; `fmt` "text" keeps the
     plain format for a developer's terminal."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if (fmt or LogSettings().format) == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -209,6 +209,7 @@ def test_a_paginated_prefetch_bundle_is_followed_on_the_allow_listed_server(
         "medications": ex.bundle([]),
         "studies": ex.bundle([]),
         "orders": ex.bundle([]),
+        "aiFindings": ex.bundle([]),  # else fetched too: this test counts page fetches
     }
     app = make_app(clients=[client_config(keys, fhir_servers=[server])])
     with TestClient(app) as http:
