@@ -2,7 +2,8 @@
 
 Steps, each timed (the benchmark reports them):
 1. fetch: the study's CT series by DICOMweb (QIDO-RS series, WADO-RS metadata, WADO-RS frames
-   in parallel) through `OrthancClient`;
+   in parallel) through the site's PACS client (`adapters.dicomweb.factory.pacs_client`: Orthanc
+   or any standard DICOMweb server such as dcm4chee-arc, CDSS_PACS_PROFILE);
 2. volume: pydicom datasets -> one HU volume (models/imaging/volume.py: sorted by position,
    spacing from the headers; non-CT, missing slices, bad pixel data are refused);
 3. infer: sliding-window inference of the promoted model;
@@ -31,8 +32,9 @@ import orjson
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from adapters.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
-from adapters.orthanc.payloads import DicomJson, integer, text
+from adapters.dicomweb.errors import PacsError, PacsUnavailable
+from adapters.dicomweb.protocol import DicomJson, PacsClient
+from adapters.orthanc.payloads import integer, text
 from fhir_facade.search.query import parse_search
 from fhir_facade.store.base import Store
 from models.imaging import fhir, sr
@@ -98,7 +100,7 @@ class ImagingPipeline:
     """Runs studies through fetch -> volume -> infer -> write; one per worker thread."""
 
     def __init__(
-        self, store: Store, pacs: OrthancClient, predictor: Predictor, *, fetchers: int = 16
+        self, store: Store, pacs: PacsClient, predictor: Predictor, *, fetchers: int = 16
     ) -> None:
         self.store = store
         self.pacs = pacs
@@ -165,9 +167,9 @@ class ImagingPipeline:
             return ds  # refused by build_volume with the reason; no frame needed
         try:
             frames = self.pacs.retrieve_frames(study_uid, series_uid, sop, (1,))
-        except OrthancUnavailable:
+        except PacsUnavailable:
             raise
-        except OrthancError as exc:
+        except PacsError as exc:
             raise BadInput(
                 f"instance {sop}: the PACS cannot serve its pixel data ({exc})"
             ) from None
@@ -209,7 +211,7 @@ class ImagingPipeline:
         answer = self.pacs.store_instances([document])
         failed = answer.get("00081198", {}).get("Value")
         if failed:
-            raise OrthancError(f"STOW-RS refused the SR for study {study_uid}: {failed}")
+            raise PacsError(f"STOW-RS refused the SR for study {study_uid}: {failed}")
         return Outcome(finding, report["id"], observation["id"], str(document.SOPInstanceUID))
 
 

@@ -16,6 +16,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from adapters.dicomweb.settings import PacsSettings
 from fhir_facade.store.base import SqlBackedStore
 from models import jobs
 from models.imaging.runtime import ImagingSettings
@@ -85,19 +86,19 @@ class JobWorker:
 
 
 def build_worker(
-    store: SqlBackedStore, settings: ImagingSettings, models_dir: Path | None = None
+    store: SqlBackedStore,
+    settings: ImagingSettings,
+    models_dir: Path | None = None,
+    pacs_settings: PacsSettings | None = None,
 ) -> JobWorker:
-    """Load the promoted model (a clear RegistryError if missing or corrupt) and the PACS."""
-    from cdss.sources import SourceSettings, orthanc_auth
+    """Load the promoted model (a clear RegistryError if missing or corrupt) and the PACS
+    client of the site's profile (CDSS_PACS_*: Orthanc, or any DICOMweb server; a clear
+    PacsNotConfigured, a ValueError, when no PACS URL is set)."""
+    from adapters.dicomweb.factory import pacs_client
     from models.imaging.infer import Predictor
     from models.registry import ModelRegistry, ModelSettings
 
-    sources = SourceSettings()
-    if sources.orthanc_url is None:
-        raise ValueError("CDSS_ORTHANC_URL is needed by the imaging pipeline")
-    from adapters.orthanc.client import OrthancClient
-
-    pacs = OrthancClient(str(sources.orthanc_url).rstrip("/"), auth=orthanc_auth(sources))
+    pacs = pacs_client(pacs_settings or PacsSettings())
     registry = ModelRegistry(models_dir or ModelSettings().dir)
     predictor = Predictor.promoted(registry, settings.device)
     return JobWorker(store, ImagingPipeline(store, pacs, predictor), settings)
