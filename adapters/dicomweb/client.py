@@ -21,21 +21,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from requests.auth import AuthBase
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from adapters.dicomweb.errors import MalformedAnswer, PacsError, PacsNotFound, PacsUnavailable
+from adapters.dicomweb.policy import RetryPolicy
+from adapters.dicomweb.policy import http_status as _status
+from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
 from adapters.dicomweb.protocol import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, DicomJson
 from adapters.dicomweb.wire import dicom_json, multipart_parts, part10
 
@@ -43,20 +39,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
-
-
-def redact(url: str) -> str:
-    """The URL without any user:password@ part, for log lines and error messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _status(exc: BaseException) -> int | None:
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return int(exc.response.status_code)
-    return None
 
 
 def transient(exc: BaseException) -> bool:
@@ -99,7 +81,6 @@ class DicomwebClient:
         self.page_size = max(1, page_size)
         self.transfer_syntax = transfer_syntax
         self._attempts = max(1, attempts)
-        self._backoff = backoff
         self._timeout = timeout
         self._session = requests.Session()
         parts = urlsplit(url)
@@ -111,6 +92,9 @@ class DicomwebClient:
             url=self.dicomweb_url, session=self._session, timeout=timeout
         )
         self._dicomweb.set_http_retry_params(retry=False)
+        self._retry = RetryPolicy(
+            "pacs", self.dicomweb_url, self._attempts, backoff, transient, describe, logger
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -130,46 +114,20 @@ class DicomwebClient:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one request under the retry policy; `what` names it in logs ("QIDO /studies")."""
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            logger.warning(
-                "pacs %s: %s failed (%s); retry %d/%d in %.2fs",
-                self.dicomweb_url,
-                what,
-                describe(exc),
-                state.attempt_number,
-                self._attempts - 1,
-                delay,
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._backoff, max=30),
-            retry=retry_if_exception(transient),
-            before_sleep=log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(fn)
+            return self._retry.run(what, fn)
         except (requests.RequestException, ValueError) as exc:
             raise self._error(what, exc) from exc
 
     def _error(self, what: str, exc: BaseException) -> PacsError:
-        status = _status(exc)
         where = f"PACS at {self.dicomweb_url}: {what}"
         if isinstance(exc, (MalformedAnswer, requests.JSONDecodeError)):
             message = f"{where}: malformed DICOM JSON after {self._attempts} attempts: {exc}"
             logger.error("%s", message)
-            return PacsError(message, status=status)
-        if transient(exc):
-            message = f"{where} failed after {self._attempts} attempts: {describe(exc)}"
-            logger.error("%s", message)
-            return PacsUnavailable(message, status=status)
-        if status == 404:
-            return PacsNotFound(f"{where}: not found (404)", status=status)
-        return PacsError(f"{where}: {describe(exc)}", status=status)
+            return PacsError(message, status=_status(exc))
+        return self._retry.error(
+            where, exc, unavailable=PacsUnavailable, not_found=PacsNotFound, other=PacsError
+        )
 
     def _json(self, what: str, fn: Callable[[], Any]) -> list[DicomJson]:
         return self._call(what, lambda: dicom_json(fn(), what))

@@ -15,21 +15,17 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from adapters.dicomweb.errors import PacsError, PacsNotFound, PacsUnavailable
+from adapters.dicomweb.policy import RetryPolicy
+from adapters.dicomweb.policy import http_status as _status
+from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
 from adapters.orthanc.payloads import ChangesPage, DicomJson, OrthancSeries, OrthancStudy
 
 logger = logging.getLogger(__name__)
@@ -54,27 +50,11 @@ class OrthancUnavailable(OrthancError, PacsUnavailable):
     """Orthanc did not answer usefully (connection refused, timeout, 5xx) after all retries."""
 
 
-def redact(url: str) -> str:
-    """The URL without any user:password@ part, for log lines and error messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 def _strip_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
     parts = urlsplit(url)
     if parts.username is None:
         return url.rstrip("/"), None
     return redact(url).rstrip("/"), (parts.username, parts.password or "")
-
-
-def _status(exc: BaseException) -> int | None:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return int(exc.response.status_code)
-    return None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -102,7 +82,6 @@ class OrthancClient:
         auth = auth or url_auth
         self.dicomweb_url = self.base_url + "/" + dicomweb_root.strip("/")
         self._attempts = max(1, attempts)
-        self._backoff = backoff
         self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout)
         self._session = requests.Session()
         if auth is not None:
@@ -111,6 +90,9 @@ class OrthancClient:
             url=self.dicomweb_url, session=self._session, timeout=timeout
         )
         self._dicomweb.set_http_retry_params(retry=False)
+        self._retry = RetryPolicy(
+            "orthanc", self.base_url, self._attempts, backoff, _transient, _describe, logger
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -131,44 +113,21 @@ class OrthancClient:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one request under the retry policy; `what` names it in logs ("GET /changes")."""
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            logger.warning(
-                "orthanc %s: %s failed (%s); retry %d/%d in %.2fs",
-                self.base_url,
-                what,
-                _describe(exc),
-                state.attempt_number,
-                self._attempts - 1,
-                delay,
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._backoff, max=30),
-            retry=retry_if_exception(_transient),
-            before_sleep=log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(fn)
+            return self._retry.run(what, fn)
         except (httpx.HTTPError, requests.RequestException) as exc:
             raise self._error(what, exc) from exc
         except ValueError as exc:  # a 2xx answer that is not the JSON it should be
             raise OrthancError(f"Orthanc at {self.base_url}: {what}: bad answer: {exc}") from exc
 
     def _error(self, what: str, exc: BaseException) -> OrthancError:
-        status = _status(exc)
-        where = f"Orthanc at {self.base_url}: {what}"
-        if _transient(exc):
-            message = f"{where} failed after {self._attempts} attempts: {_describe(exc)}"
-            logger.error("%s", message)
-            return OrthancUnavailable(message, status=status)
-        if status == 404:
-            return OrthancNotFound(f"{where}: not found (404)", status=status)
-        return OrthancError(f"{where}: {_describe(exc)}", status=status)
+        return self._retry.error(
+            f"Orthanc at {self.base_url}: {what}",
+            exc,
+            unavailable=OrthancUnavailable,
+            not_found=OrthancNotFound,
+            other=OrthancError,
+        )
 
     def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         def request() -> Any:
