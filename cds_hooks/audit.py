@@ -9,10 +9,10 @@ the call without granting anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from cds_hooks.auth import ClientIdentity
+from fhir_facade.audit.events import TYPES, envelope, person_entity
 
 EVENT_SYSTEM = "urn:cdss:codesystem:cds-hooks-event"
 HOOK_INSTANCE_SYSTEM = "urn:cdss:cds-hooks:hookInstance"
@@ -64,31 +64,16 @@ def audit_event(
         call["what"] = {"identifier": {"system": HOOK_INSTANCE_SYSTEM, "value": hook_instance}}
     entities = [call]
     if patient_id:
-        entities.append(
-            {
-                "what": {"reference": f"Patient/{patient_id}"},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-            }
-        )
-    out: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [{"system": EVENT_SYSTEM, "code": event}],
-        "action": action,
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "outcome": _outcome(status),
-        "agent": agents,
-        "source": {"observer": {"display": "cdss CDS Hooks service"}, "site": "cds-services"},
-        "entity": entities,
-    }
+        entities.append(person_entity(patient_id))
+    out = envelope(
+        type=TYPES["rest"],
+        subtype={"system": EVENT_SYSTEM, "code": event},
+        action=action,
+        outcome=_outcome(status),
+        agents=agents,
+        source={"observer": {"display": "cdss CDS Hooks service"}, "site": "cds-services"},
+    )
+    out["entity"] = entities
     if description:
         out["outcomeDesc"] = description[:1000]
     return out

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from fhir_facade.audit.events import TYPES, envelope, person_entity
 from fhir_facade.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -47,31 +47,16 @@ def audit_event(
         {"name": path, "detail": [{"type": "path", "valueString": path}]}
     ]
     if patient:
-        entities.append(
-            {
-                "what": {"reference": f"Patient/{patient}"},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-            }
-        )
-    out: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [{"system": EVENT_SYSTEM, "code": event}],
-        "action": "R" if event != "launch" else "E",
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "outcome": _OUTCOME.get(status // 100, "4"),
-        "agent": agents,
-        "source": {"observer": {"display": "cdss SMART app"}, "site": "smart"},
-        "entity": entities,
-    }
+        entities.append(person_entity(patient))
+    out = envelope(
+        type=TYPES["rest"],
+        subtype={"system": EVENT_SYSTEM, "code": event},
+        action="R" if event != "launch" else "E",
+        outcome=_OUTCOME.get(status // 100, "4"),
+        agents=agents,
+        source={"observer": {"display": "cdss SMART app"}, "site": "smart"},
+    )
+    out["entity"] = entities
     if description:
         out["outcomeDesc"] = description[:1000]
     return out

@@ -127,33 +127,57 @@ def _entities(event: Event) -> list[dict[str, Any]]:
             entity["query"] = base64.b64encode(event.query.encode()).decode()
         out.append(entity)
     if event.patient:
-        out.append(
-            {
-                "what": {"reference": f"Patient/{event.patient}"},
-                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-            }
-        )
+        role = {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}
+        out.append({**person_entity(event.patient), "role": role})
     return out
+
+
+def person_entity(patient: str) -> dict[str, Any]:
+    """The entity naming the patient whose data was accessed (entity type 1, Person)."""
+    return {
+        "what": {"reference": f"Patient/{patient}"},
+        "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+    }
+
+
+def envelope(
+    *,
+    type: dict[str, str],
+    subtype: dict[str, str],
+    action: str,
+    outcome: str,
+    agents: list[dict[str, Any]],
+    source: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields every AuditEvent here starts with, recorded now; the facade's, the CDS
+    Hooks service's and the SMART app's builders add entities and outcomeDesc as they need."""
+    return {
+        "resourceType": "AuditEvent",
+        "type": dict(type),  # a copy: TYPES stays untouched by callers
+        "subtype": [subtype],
+        "action": action,
+        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": outcome,
+        "agent": agents,
+        "source": source,
+    }
 
 
 def build_event(event: Event, actor: Actor) -> dict[str, Any]:
     """The AuditEvent resource as a dict, ready for the store."""
     subtype_system = INTERACTION if event.kind == "rest" else "urn:cdss:audit-subtype"
-    out: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": TYPES[event.kind],
-        "subtype": [{"system": subtype_system, "code": event.subtype}],
-        "action": event.action,
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "outcome": _outcome(event.status),
-        "agent": _agents(actor),
-        "source": {
+    out = envelope(
+        type=TYPES[event.kind],
+        subtype={"system": subtype_system, "code": event.subtype},
+        action=event.action,
+        outcome=_outcome(event.status),
+        agents=_agents(actor),
+        source={
             "site": event.site,
             "observer": {"display": event.observer},
             "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
         },
-    }
+    )
     if event.status >= 400 or event.description:
         out["outcomeDesc"] = (event.description or f"HTTP {event.status}")[:1000]
     if actor.purpose_of_use:
