@@ -15,7 +15,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 MRN_SYSTEM = "urn:cdss:mrn"
 """Identifier system of the hospital MRN shared by all sources (the facade's own namespace)."""
@@ -27,6 +28,25 @@ LINK_TAG_SYSTEM = "urn:cdss:link"
 """meta.tag system marking a resource whose patient could not be linked (code: unlinked)."""
 
 _ID_NAMESPACE = uuid.UUID("6f1c3f0e-9a4e-4e53-9d7c-2f2b6d1a0c11")
+
+
+class Closing:
+    """`with Client(...) as client:` closes the client's connections at the end; the client
+    (SENAITE, Orthanc, DICOMweb) defines `close`."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def source_id(source: str, kind: str, key: str) -> str:

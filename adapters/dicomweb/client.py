@@ -19,17 +19,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from requests.auth import AuthBase
 
+from adapters.base import Closing
 from adapters.dicomweb.errors import MalformedAnswer, PacsError, PacsNotFound, PacsUnavailable
-from adapters.dicomweb.policy import RetryPolicy
+from adapters.dicomweb.policy import RetryPolicy, dicomweb_client
 from adapters.dicomweb.policy import http_status as _status
 from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
 from adapters.dicomweb.protocol import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, DicomJson
@@ -63,7 +62,7 @@ def describe(exc: BaseException | None) -> str:
     return f"HTTP {status}" + (f" {reason}" if reason else "")
 
 
-class DicomwebClient:
+class DicomwebClient(Closing):
     """One DICOMweb service at `url` (e.g. http://pacs:8080/dcm4chee-arc/aets/DCM4CHEE/rs)."""
 
     def __init__(
@@ -88,27 +87,13 @@ class DicomwebClient:
             auth = (parts.username, parts.password or "")
         if auth is not None:
             self._session.auth = auth
-        self._dicomweb = DICOMwebClient(
-            url=self.dicomweb_url, session=self._session, timeout=timeout
-        )
-        self._dicomweb.set_http_retry_params(retry=False)
+        self._dicomweb = dicomweb_client(self.dicomweb_url, self._session, timeout)
         self._retry = RetryPolicy(
             "pacs", self.dicomweb_url, self._attempts, backoff, transient, describe, logger
         )
 
     def close(self) -> None:
         self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------ retry policy
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import requests
+from dicomweb_client.api import DICOMwebClient
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -48,6 +49,13 @@ def http_status(exc: BaseException) -> int | None:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return int(exc.response.status_code)
     return None
+
+
+def dicomweb_client(url: str, session: requests.Session, timeout: float) -> DICOMwebClient:
+    """dicomweb-client over `session`, with its own retry loop off: RetryPolicy retries."""
+    client = DICOMwebClient(url=url, session=session, timeout=timeout)
+    client.set_http_retry_params(retry=False)
+    return client
 
 
 @dataclass(frozen=True, slots=True)

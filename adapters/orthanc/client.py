@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import requests
-from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
+from adapters.base import Closing
 from adapters.dicomweb.errors import PacsError, PacsNotFound, PacsUnavailable
-from adapters.dicomweb.policy import RetryPolicy
+from adapters.dicomweb.policy import RetryPolicy, dicomweb_client
 from adapters.dicomweb.policy import http_status as _status
 from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
 from adapters.orthanc.payloads import ChangesPage, DicomJson, OrthancSeries, OrthancStudy
@@ -65,7 +64,7 @@ def _transient(exc: BaseException) -> bool:
     return status is not None and status >= 500
 
 
-class OrthancClient:
+class OrthancClient(Closing):
     """One Orthanc server: REST at `base_url`, DICOMweb at `base_url + dicomweb_root`."""
 
     def __init__(
@@ -86,10 +85,7 @@ class OrthancClient:
         self._session = requests.Session()
         if auth is not None:
             self._session.auth = auth
-        self._dicomweb = DICOMwebClient(
-            url=self.dicomweb_url, session=self._session, timeout=timeout
-        )
-        self._dicomweb.set_http_retry_params(retry=False)
+        self._dicomweb = dicomweb_client(self.dicomweb_url, self._session, timeout)
         self._retry = RetryPolicy(
             "orthanc", self.base_url, self._attempts, backoff, _transient, _describe, logger
         )
@@ -97,17 +93,6 @@ class OrthancClient:
     def close(self) -> None:
         self._http.close()
         self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------ retry policy
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import orjson
@@ -27,6 +26,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+
+from adapters.base import Closing
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Page:
         return nxt if self.items and nxt < self.count else None
 
 
-class SenaiteClient:
+class SenaiteClient(Closing):
     """Talks to `api_url` (e.g. `http://lims:8080/senaite/@@API/senaite/v1`)."""
 
     def __init__(
@@ -96,17 +97,6 @@ class SenaiteClient:
             headers={"Accept": "application/json"},
             transport=transport,
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._http.close()
