@@ -32,7 +32,7 @@ from adapters.dicomweb.policy import RetryPolicy, dicomweb_client
 from adapters.dicomweb.policy import http_status as _status
 from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
 from adapters.dicomweb.protocol import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, DicomJson
-from adapters.dicomweb.wire import dicom_json, multipart_parts, part10
+from adapters.dicomweb.wire import dicom_json, get_part10
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +247,13 @@ class DicomwebClient(Closing):
         transfer syntax (`*` lets the server keep what it stores)."""
         return self._instances(f"/studies/{study_uid}", transfer_syntax)
 
+    def retrieve_series(
+        self, study_uid: str, series_uid: str, *, transfer_syntax: str | None = None
+    ) -> list[Dataset]:
+        """WADO-RS `/studies/{study}/series/{series}`: every instance with its pixel data in
+        one request (the AI pipeline's fetch), in the client's transfer syntax by default."""
+        return self._instances(f"/studies/{study_uid}/series/{series_uid}", transfer_syntax)
+
     def retrieve_instance(
         self,
         study_uid: str,
@@ -263,20 +270,11 @@ class DicomwebClient(Closing):
         return found[0]
 
     def _instances(self, path: str, transfer_syntax: str | None) -> list[Dataset]:
-        """Part 10 instances from a multipart/related answer. Parsed here rather than by
-        dicomweb-client, because Orthanc's DICOMweb 1.7 sends each part without the 128-byte
-        preamble and "DICM" prefix (observed), which pydicom refuses without them."""
         syntax = transfer_syntax or self.transfer_syntax
-        accept = f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
-
-        def fetch() -> list[Dataset]:
-            response = self._session.get(
-                self.dicomweb_url + path, headers={"Accept": accept}, timeout=self._timeout
-            )
-            response.raise_for_status()
-            return [part10(part) for part in multipart_parts(response)]
-
-        return self._call(f"WADO {path}", fetch)
+        return self._call(
+            f"WADO {path}",
+            lambda: get_part10(self._session, self.dicomweb_url + path, syntax, self._timeout),
+        )
 
     # ------------------------------------------------------------ STOW-RS
 

@@ -1,5 +1,6 @@
 """What comes over the wire from a DICOMweb server, checked before use: DICOM JSON arrays
-(PS3.18 F.2) and multipart/related Part 10 instances (RFC 2387, PS3.18 8.7.3). Pure."""
+(PS3.18 F.2) and multipart/related Part 10 instances (RFC 2387, PS3.18 8.7.3). Pure, except
+`get_part10`, the one WADO-RS instance retrieval both PACS clients share."""
 
 from __future__ import annotations
 
@@ -66,3 +67,21 @@ def part10(data: bytes) -> Dataset:
         return dcmread(BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError) as exc:
         raise MalformedAnswer(f"a part is not a DICOM instance: {exc}") from exc
+
+
+def part10_accept(transfer_syntax: str) -> str:
+    """The Accept header of a WADO-RS instance retrieval in one explicit transfer syntax (`*`:
+    whatever the server stores). Explicit, because a server may otherwise pick a compressed
+    syntax the caller cannot decode (PS3.18 8.7.3.5.2)."""
+    return f'multipart/related; type="application/dicom"; transfer-syntax={transfer_syntax}'
+
+
+def get_part10(
+    session: requests.Session, url: str, transfer_syntax: str, timeout: float
+) -> list[Dataset]:
+    """GET a WADO-RS study, series or instance resource: its instances, pixel data included,
+    in one multipart/related answer. Parsed here rather than by dicomweb-client because
+    Orthanc's DICOMweb 1.7 sends each part without the Part 10 preamble (see `part10`)."""
+    response = session.get(url, headers={"Accept": part10_accept(transfer_syntax)}, timeout=timeout)
+    response.raise_for_status()
+    return [part10(part) for part in multipart_parts(response)]

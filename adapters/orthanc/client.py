@@ -25,6 +25,8 @@ from adapters.dicomweb.errors import PacsError, PacsNotFound, PacsUnavailable
 from adapters.dicomweb.policy import RetryPolicy, dicomweb_client
 from adapters.dicomweb.policy import http_status as _status
 from adapters.dicomweb.policy import redact as redact  # re-exported: callers import it here
+from adapters.dicomweb.protocol import EXPLICIT_VR_LITTLE_ENDIAN
+from adapters.dicomweb.wire import get_part10
 from adapters.orthanc.payloads import ChangesPage, DicomJson, OrthancSeries, OrthancStudy
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class OrthancClient(Closing):
         auth = auth or url_auth
         self.dicomweb_url = self.base_url + "/" + dicomweb_root.strip("/")
         self._attempts = max(1, attempts)
+        self._timeout = timeout
         self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout)
         self._session = requests.Session()
         if auth is not None:
@@ -265,6 +268,22 @@ class OrthancClient(Closing):
                 frame_numbers=list(frame_numbers),
                 media_types=(media_type,),
             ),
+        )
+
+    def retrieve_series(
+        self,
+        study_uid: str,
+        series_uid: str,
+        *,
+        transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN,
+    ) -> list[Dataset]:
+        """WADO-RS `/studies/{study}/series/{series}`: every instance with its pixel data in
+        one request, uncompressed unless asked otherwise (`*`: as Orthanc stores them). A
+        part that is no DICOM instance raises OrthancError (a bad answer, not retried)."""
+        url = f"{self.dicomweb_url}/studies/{study_uid}/series/{series_uid}"
+        return self._call(
+            f"WADO /studies/{study_uid}/series/{series_uid}",
+            lambda: get_part10(self._session, url, transfer_syntax, self._timeout),
         )
 
     def store_instances(self, datasets: Sequence[Dataset]) -> DicomJson:

@@ -80,9 +80,32 @@ def _group(
     )
 
 
+REFERENCE_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
+def evidence(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """What `measurement_report` needs of the analysed series: the first instance's attributes
+    (highdicom copies the patient, study and equipment modules from it) and only the four
+    reference UIDs of the others (one Evidence Sequence item each), never pixel data. Copying
+    every instance whole cost more than the STOW-RS."""
+    if not datasets:
+        return []
+    first = Dataset()
+    for element in datasets[0]:
+        if element.keyword != "PixelData":
+            first.add(element)
+    refs = [first]
+    for ds in datasets[1:]:
+        ref = Dataset()
+        for keyword in REFERENCE_KEYWORDS:
+            setattr(ref, keyword, getattr(ds, keyword))
+        refs.append(ref)
+    return refs
+
+
 def measurement_report(finding: Finding, evidence: Sequence[Dataset]) -> hd.sr.Comprehensive3DSR:
     """The SR instance for `finding`; `evidence` are the source series' instances (their
-    patient, study and SOP attributes; pixel data is not needed)."""
+    patient, study and SOP attributes, as `evidence()` gives them; pixel data is not needed)."""
     if not evidence:
         raise ValueError("an SR needs the source instances as evidence")
     name, _, version = finding.model.partition("@")

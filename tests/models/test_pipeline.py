@@ -36,7 +36,7 @@ from models.imaging.infer import MODEL_NAME, WEIGHTS_FILE, Predictor, weights_by
 from models.imaging.network import build_network
 from models.imaging.runtime import ImagingSettings
 from models.imaging.worker import JobWorker
-from models.pipeline import ImagingPipeline
+from models.pipeline import ImagingPipeline, NotReady
 from models.registry import ModelRegistry
 from simulators.cohort.ct import ct_series
 from simulators.cohort.model import CohortGenerator, SyntheticPatient
@@ -246,9 +246,12 @@ def test_bad_inputs_fail_their_jobs_with_a_reason_and_the_worker_goes_on(stack: 
     corrupt = _variant(p, "corrupt")
     corrupt[5].PixelData = corrupt[5].PixelData[: len(corrupt[5].PixelData) // 3]
     cases = {"mr": mr, "gap": gap, "corrupt": corrupt}
+    stable = len(orthanc.wait_for_changes(stack.server, "StableStudy", count=0))
     for series in cases.values():
         for ds in series:
             stack.pacs.upload(_bytes(ds))
+    orthanc.wait_for_changes(stack.server, "StableStudy", count=stable + len(cases), timeout=30)
+    _sync(stack)  # as in production: the job reads the study's ImagingStudy first
     with stack.store.writer.begin() as conn:
         for series in cases.values():
             jobs.enqueue(
@@ -272,3 +275,16 @@ def test_bad_inputs_fail_their_jobs_with_a_reason_and_the_worker_goes_on(stack: 
     assert corrupt[5].SOPInstanceUID in reasons["corrupt"]
     good = jobs.get(stack.store.writer, ct_series(p, SEED)[0].StudyInstanceUID)
     assert good is not None and good.status == "done"
+
+
+def test_the_ct_series_comes_from_the_imaging_study_or_else_from_qido(stack: Stack) -> None:
+    study_uid = str(ct_series(stack.patients[0], SEED)[0].StudyInstanceUID)
+    pipeline = ImagingPipeline(stack.store, stack.pacs, stack.predictor)
+    study = pipeline.imaging_study(study_uid)
+    assert any(s["modality"]["code"] == "SR" for s in study["series"])  # the AI's own SR
+    expected = str(ct_series(stack.patients[0], SEED)[0].SeriesInstanceUID)
+    assert pipeline.ct_series_uid(study_uid, study) == expected
+    bare = {k: v for k, v in study.items() if k != "series"}  # e.g. an upstream store's copy
+    assert pipeline.ct_series_uid(study_uid, bare) == expected  # asked of the PACS by QIDO-RS
+    with pytest.raises(NotReady, match="no ImagingStudy"):
+        pipeline.imaging_study(generate_uid())

@@ -70,6 +70,11 @@ def test_wado_in_an_explicit_transfer_syntax(client: DicomwebClient) -> None:
     assert text(metadata, "PatientID") == "MRN-DWC-1"
     instance = client.retrieve_instance(FIVE.study_uid, series, sop)
     assert str(instance.SOPInstanceUID) == sop
+    whole = client.retrieve_series(FIVE.study_uid, series)
+    assert sorted(str(d.SOPInstanceUID) for d in whole) == sorted(
+        str(d.SOPInstanceUID) for d in datasets
+    )
+    assert {len(d.PixelData) for d in whole} == {FIVE.size * FIVE.size * 2}
 
 
 def test_unknown_study_is_not_found(client: DicomwebClient) -> None:

@@ -88,6 +88,15 @@ def test_wado_metadata_and_frames(client: OrthancClient) -> None:
     assert len(frames) == 1 and frames[0] == datasets[1].PixelData  # 32 x 32 x int16
     pixels = np.frombuffer(frames[0], dtype="<i2").reshape(32, 32)
     assert pixels[16, 16] == 1064 and pixels[0, 0] == 0
+    series = client.retrieve_series(spec.study_uid, spec.series_uid)  # one request, all of it
+    assert sorted(str(ds.SOPInstanceUID) for ds in series) == sorted(
+        str(ds.SOPInstanceUID) for ds in datasets
+    )
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in series}
+    assert by_uid[str(datasets[1].SOPInstanceUID)].PixelData == datasets[1].PixelData
+    assert {str(ds.file_meta.TransferSyntaxUID) for ds in series} == {"1.2.840.10008.1.2.1"}
+    with pytest.raises(OrthancNotFound):
+        client.retrieve_series(spec.study_uid, generate_uid())
 
 
 def test_stow_rs(client: OrthancClient) -> None:

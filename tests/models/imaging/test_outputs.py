@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from fhir_facade.fhir import validate
@@ -12,7 +13,7 @@ from models.imaging import fhir
 from models.imaging.data import DEFAULT_INDEX_DATE
 from models.imaging.findings import findings_by_study, viewer_context
 from models.imaging.infer import Finding
-from models.imaging.sr import measurement_report, sr_uids
+from models.imaging.sr import evidence, measurement_report, sr_uids
 from simulators.cohort.ct import ct_series
 from simulators.cohort.model import CohortGenerator
 
@@ -111,3 +112,35 @@ def test_the_sr_is_a_tid_1500_measurement_report(present: bool, series: list[Dat
         assert ref.ReferencedSOPInstanceUID == series[20].SOPInstanceUID
     else:
         assert scoords == []
+
+
+TIMES = ("ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime")
+CONTRIBUTED_AT = f"{tag_for_keyword('ContributionDateTime'):08X}"
+
+
+def _undated(ds: Dataset) -> dict[str, Any]:
+    """The SR as DICOM JSON without its creation date and time (they differ between runs)."""
+    found: dict[str, Any] = ds.to_json_dict()
+    for keyword in TIMES:
+        found.pop(f"{tag_for_keyword(keyword):08X}", None)
+    for item in found.get(f"{tag_for_keyword('ContributingEquipmentSequence'):08X}", {}).get(
+        "Value", []
+    ):
+        item.pop(CONTRIBUTED_AT, None)
+    return found
+
+
+def test_the_thin_evidence_gives_the_same_sr_with_every_instance_referenced(
+    series: list[Dataset],
+) -> None:
+    finding = _finding(True, series)
+    thin = evidence(series)
+    assert all("PixelData" not in ds for ds in thin)
+    assert _undated(measurement_report(finding, thin)) == _undated(
+        measurement_report(finding, series)
+    )
+    [study] = measurement_report(finding, thin).CurrentRequestedProcedureEvidenceSequence
+    [listed] = study.ReferencedSeriesSequence
+    assert [r.ReferencedSOPInstanceUID for r in listed.ReferencedSOPSequence] == [
+        ds.SOPInstanceUID for ds in series
+    ]

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import MRImageStorage, generate_uid
+from pydicom.uid import ExplicitVRBigEndian, MRImageStorage, generate_uid
 
 from models.imaging.data import DEFAULT_INDEX_DATE, rendered_volume
-from models.imaging.volume import VolumeError, build_volume
+from models.imaging.volume import VolumeError, build_volume, native_pixels
 from simulators.cohort.ct import ct_series
 from simulators.cohort.model import CohortGenerator, SyntheticPatient
 
@@ -86,3 +86,25 @@ def test_missing_geometry_is_refused(series: list[Dataset]) -> None:
     del series[2].ImagePositionPatient
     with pytest.raises(VolumeError, match="lacks usable ImageOrientationPatient"):
         build_volume(series)
+
+
+def test_native_slices_read_as_pydicom_decodes_them(series: list[Dataset]) -> None:
+    shape = (int(series[0].Rows), int(series[0].Columns))
+    for ds in series:
+        native = native_pixels(ds, shape)
+        assert native is not None and np.array_equal(native, ds.pixel_array)
+
+
+def test_slices_that_are_not_plain_bytes_go_to_pydicom(series: list[Dataset]) -> None:
+    shape = (int(series[0].Rows), int(series[0].Columns))
+    masked = copy.deepcopy(series[3])
+    masked.BitsStored, masked.HighBit = 12, 11  # high bits must be masked: pydicom's job
+    assert native_pixels(masked, shape) is None
+    big = copy.deepcopy(series[3])
+    big.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    assert native_pixels(big, shape) is None
+    short = copy.deepcopy(series[3])
+    short.PixelData = short.PixelData[:-2]
+    assert native_pixels(short, shape) is None
+    with pytest.raises(VolumeError, match=f"instance {short.SOPInstanceUID}: unreadable"):
+        build_volume([*series[:3], short, *series[4:]])
