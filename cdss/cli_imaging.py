@@ -36,8 +36,13 @@ def train_imaging(
     device: str = typer.Option("cpu", help="torch device: cpu or cuda"),
     tiny: bool = typer.Option(False, help="The tests' tiny configuration (coarse, seconds)"),
     promote: bool = typer.Option(False, help="Promote the new version at once"),
+    eval_studies: int = typer.Option(
+        300, min=0, help="CT studies of an independent cohort to evaluate on (0: none)"
+    ),
+    eval_cohort_seed: int = typer.Option(2, help="That cohort's seed (not the training one)"),
 ) -> None:
-    """Train the nodule UNet on the cohort's CT series, evaluate on held-out studies, register."""
+    """Train the nodule UNet on the cohort's CT series, evaluate on held-out studies and on an
+    independent cohort, register."""
     import dataclasses
 
     import torch
@@ -47,6 +52,9 @@ def train_imaging(
     from models.imaging.train import save, train
     from models.registry import ModelRegistry, ModelSettings
 
+    if eval_studies and eval_cohort_seed == cohort_seed:
+        typer.echo("--eval-cohort-seed must differ from --cohort-seed: same patients", err=True)
+        raise typer.Exit(2)
     if device.startswith("cuda") and not torch.cuda.is_available():
         typer.echo("--device cuda: no CUDA device is available here", err=True)
         raise typer.Exit(2)
@@ -56,17 +64,37 @@ def train_imaging(
     started = time.monotonic()
     typer.echo(f"rendering {studies} CT studies of cohort seed {cohort_seed}...", err=True)
     cohort = list(data.cohort_studies(studies, cohort_seed))
-    typer.echo(f"{sum(s.label for s in cohort)} with a nodule; training on {device}...", err=True)
-    trained = train(
-        cohort,
-        config,
-        device=device,
-        progress=lambda e, loss: typer.echo(
-            f"  epoch {e}/{config.epochs} loss {loss:.4f}", err=True
-        ),
-    )
+    typer.echo(f"  {sum(s.label for s in cohort)} with a nodule", err=True)
+    external: list[data.Study] = []
+    if eval_studies:
+        typer.echo(
+            f"rendering {eval_studies} CT studies of cohort seed {eval_cohort_seed} for the "
+            "independent evaluation...",
+            err=True,
+        )
+        external = list(data.cohort_studies(eval_studies, eval_cohort_seed))
+        typer.echo(f"  {sum(s.label for s in external)} with a nodule", err=True)
+    typer.echo(f"training on {device}...", err=True)
+    try:
+        trained = train(
+            cohort,
+            config,
+            device=device,
+            progress=lambda e, loss: typer.echo(
+                f"  epoch {e}/{config.epochs} loss {loss:.4f}", err=True
+            ),
+            external=external,
+        )
+    except ValueError as exc:  # too few studies, or one class only: say so, no traceback
+        typer.echo(f"cannot train: {exc}", err=True)
+        raise typer.Exit(2) from None
     registry = ModelRegistry(ModelSettings().dir)
-    version = save(registry, trained, {"studies": studies, "cohort_seed": cohort_seed})
+    version = save(
+        registry,
+        trained,
+        {"studies": studies, "cohort_seed": cohort_seed},
+        {"source": "synthetic cohort, independent seed", "cohort_seed": eval_cohort_seed},
+    )
     if promote:
         registry.promote(version.name, version.version)
     typer.echo(
@@ -77,6 +105,7 @@ def train_imaging(
                 "path": str(version.path),
                 "seconds": round(time.monotonic() - started, 1),
                 "metrics": trained.metrics,
+                "external": trained.external,
             },
             option=orjson.OPT_INDENT_2,
         ).decode()

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from cdss.cli import app as cli
 from models.imaging import data
 from models.imaging.config import TINY
 from models.imaging.evaluate import auroc
@@ -72,13 +74,35 @@ def test_a_saved_model_reloads_from_the_registry_with_the_same_outputs(
     studies: list[data.Study], tmp_path: Path
 ) -> None:
     config = dataclasses.replace(TINY, epochs=1, samples_per_volume=4)
-    trained = train(studies[:20], config)
+    independent = list(data.cohort_studies(6, 98, via_dicom=False, balanced=True))
+    trained = train(studies[:20], config, external=independent)
     registry = ModelRegistry(tmp_path)
-    version = save(registry, trained, {"studies": 20, "cohort_seed": 3})
+    version = save(registry, trained, {"studies": 20, "cohort_seed": 3}, {"cohort_seed": 98})
     assert version.card["training_data"]["fingerprint_sha256"] == trained.fingerprint
     assert version.card["metrics"]["test"]["n_studies"] == trained.counts["test"]
+    external = version.card["metrics"]["external"]
+    assert external["cohort_seed"] == 98 and external["n_studies"] == 6
+    assert external["n_with_nodule"] == sum(s.label for s in independent)
     registry.promote(MODEL_NAME, version.version)
     loaded = Predictor.promoted(registry)
     fresh = Predictor(trained.network, config, trained.calibration, model="x@1")
     volume = studies[0].volume
     assert loaded.predict(volume).probability == pytest.approx(fresh.predict(volume).probability)
+
+
+def test_cli_trains_evaluates_on_an_independent_cohort_and_refuses_the_same_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDSS_MODELS_DIR", str(tmp_path))
+    runner = CliRunner()
+    args = ["train", "imaging", "--tiny", "--studies", "30", "--epochs", "1", "--promote"]
+    same = runner.invoke(cli, [*args, "--eval-studies", "4", "--eval-cohort-seed", "1"])
+    assert same.exit_code == 2 and "must differ" in same.output
+    few = runner.invoke(cli, [*args[:3], "--studies", "10", "--eval-studies", "0"])
+    assert few.exit_code == 2 and "cannot train: too few studies" in few.output
+    done = runner.invoke(cli, [*args, "--eval-studies", "4", "--eval-cohort-seed", "5"])
+    assert done.exit_code == 0, done.output
+    version = ModelRegistry(tmp_path).promoted(MODEL_NAME)
+    assert version is not None
+    external = version.card["metrics"]["external"]
+    assert external["cohort_seed"] == 5 and external["n_studies"] == 4
