@@ -16,16 +16,18 @@ from cds_hooks.cards import Card, Source, card
 from cds_hooks.services.common import PROJECT_SOURCE_URL
 
 # What each service reads, by origin: orders, medications, allergies and demographics come from
-# the EHR, lab results from the LIS, prior studies from the PACS.
+# the EHR, lab results from the LIS, prior studies from the PACS ("orthanc" or, with
+# CDSS_PACS_PROFILE=dicomweb, "pacs": the name cdss.observability.health probes it under).
 NEEDS: dict[str, tuple[str, ...]] = {
-    "imaging-order-safety": ("openemr", "senaite", "orthanc"),
+    "imaging-order-safety": ("openemr", "senaite", "orthanc", "pacs"),
     "lab-order-stewardship": ("openemr", "senaite"),
-    "patient-imaging-summary": ("orthanc",),
+    "patient-imaging-summary": ("orthanc", "pacs"),
 }
 LABELS = {
     "openemr": ("OpenEMR (EHR)", "orders, medications, allergies and EHR results"),
     "senaite": ("SENAITE (laboratory)", "laboratory results and pending lab orders"),
     "orthanc": ("Orthanc (imaging archive)", "prior imaging studies"),
+    "pacs": ("The PACS (imaging archive)", "prior imaging studies"),
 }
 
 

@@ -143,9 +143,10 @@ def create_app(
         settings, store, audit=RecorderSink(cds.recorder).submit
     )
     if source_urls is None:
+        from adapters.dicomweb.settings import PacsSettings
         from cdss.sources import SourceSettings
 
-        source_urls = probe_targets(SourceSettings())
+        source_urls = probe_targets(SourceSettings(), PacsSettings())
     health = SourceHealth(source_urls)
     cds.health = health
 

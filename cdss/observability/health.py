@@ -93,13 +93,18 @@ class SourceHealth:
         }
 
 
-def probe_targets(settings: Any) -> dict[str, str]:
-    """A probe URL for each configured source of a `cdss.sources.SourceSettings`."""
+def probe_targets(settings: Any, pacs: Any = None) -> dict[str, str]:
+    """A probe URL for each configured source of a `cdss.sources.SourceSettings`; the PACS as
+    its `adapters.dicomweb.settings.PacsSettings` profile says: Orthanc's `/system` (profile
+    `orthanc`), or a one-study QIDO-RS on the DICOMweb root (profile `dicomweb`: a standard
+    server has no status resource, and its root may answer 404 even when QIDO works)."""
     targets: dict[str, str] = {}
+    dicomweb = pacs is not None and pacs.profile == "dicomweb"
     for name, url, path in (
         ("openemr", settings.openemr_url, "/apis/default/fhir/metadata"),
         ("senaite", settings.senaite_url, "/@@API/senaite/v1"),
-        ("orthanc", settings.orthanc_url, "/system"),
+        ("orthanc", None if dicomweb else settings.orthanc_url, "/system"),
+        ("pacs", pacs.url if dicomweb else None, "/studies?limit=1"),
     ):
         if url is not None:
             targets[name] = str(url).rstrip("/") + path
