@@ -158,8 +158,11 @@ def _card(predictor: Predictor) -> None:
         found = ModelRegistry(ModelSettings().dir).get(name, int(version))
     except (RegistryError, ValueError):
         return
-    metrics = found.card.get("metrics", {}).get("test", {})
-    print("model card, held-out test:", {k: v for k, v in metrics.items() if v is not None})
+    blocks = found.card.get("metrics", {})
+    for key, label in (("test", "held-out split"), ("external", "independent cohort")):
+        if key in blocks:
+            shown = {k: v for k, v in blocks[key].items() if v is not None}
+            print(f"model card, {label}:", shown)
 
 
 if __name__ == "__main__":
