@@ -122,6 +122,9 @@ def sync(
             "or CDSS_ORTHANC_URL[/red]"
         )
         raise typer.Exit(2)
+    # Following: Ctrl-C / SIGTERM stop it cleanly from the start, the first pass included (a
+    # signal during that pass used to end the process with a KeyboardInterrupt, exit 130).
+    stop = _stop_on_signals() if follow else None
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
@@ -135,7 +138,7 @@ def sync(
             )
 
         runner = Runner(store, sources, batch_size=src.sync_batch_size, on_batch=on_batch)
-        reports = runner.run_once()
+        reports = runner.run_once(stop)
     console.print(_summary(reports))
     for report in reports:
         for item in report.rejected[:20]:
@@ -147,14 +150,18 @@ def sync(
                 f"[yellow]{len(report.unlinked)} {report.source} resources not "
                 f"linked to a patient yet[/yellow] (e.g. {report.unlinked[0]})"
             )
-    if follow:
-        _follow(runner, src.sync_interval)
+    if stop is not None:
+        if not stop.is_set():
+            console.print(f"following the sources every {src.sync_interval:g} s; Ctrl-C stops")
+        runner.follow(stop, src.sync_interval)
     store.close()
     if runner.failures and not follow:
         raise typer.Exit(1)
 
 
-def _follow(runner: Runner, interval: float) -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set, in place of their default (an exception wherever the
+    process happens to be): the runner finishes the source it is on and returns."""
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -162,8 +169,7 @@ def _follow(runner: Runner, interval: float) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    console.print(f"following the sources every {interval:g} s; Ctrl-C stops")
-    runner.follow(stop, interval)
+    return stop
 
 
 def register(app: typer.Typer) -> None:

@@ -39,10 +39,13 @@ class Runner:
             )
         return self.breakers[name]
 
-    def run_once(self) -> list[SyncReport]:
-        """One pass over every source; a failing source is logged and reported, not fatal."""
+    def run_once(self, stop: threading.Event | None = None) -> list[SyncReport]:
+        """One pass over every source; a failing source is logged and reported, not fatal.
+        Once `stop` is set, the sources not started yet are left for the next run."""
         reports = []
         for source in self.sources:
+            if stop is not None and stop.is_set():
+                break
             try:
                 report: SyncReport = self.breaker(source.name).call(
                     sync_source,
@@ -78,5 +81,5 @@ class Runner:
     def follow(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Poll every source until `stop` is set; new data lands within about `interval`."""
         while not stop.is_set():
-            self.run_once()
+            self.run_once(stop)
             stop.wait(interval)

@@ -234,3 +234,32 @@ def test_follow_shows_a_new_result_within_5_seconds_and_survives_a_failing_sourc
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from store_state")).scalar_one() >= 3
     engine.dispose()
+
+
+def test_ctrl_c_during_the_first_pass_of_follow_stops_it_cleanly(stack: Stack) -> None:
+    """The signal lands while SENAITE is being retried in the first pass (before the follow
+    loop): the pass ends, no KeyboardInterrupt, exit status 0."""
+    stack.senaite_app.state.senaite.inject_failures(4, status=503)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdss.cli", "sync", "--follow"],
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    rest = ""
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "retry 1 of 3" in line:
+                break
+        assert seen and "retry 1 of 3" in seen[-1], seen[-5:]
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-2000:]
+    assert "KeyboardInterrupt" not in rest
