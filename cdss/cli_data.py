@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
 
 import typer
 import uvicorn
@@ -16,6 +13,7 @@ from rich.table import Table
 
 from cdss.settings import Settings
 from cdss.sources import SourceSettings, build_sources, orthanc_auth
+from cdss.stopping import stop_on_signals
 from fhir_facade.store.factory import open_store
 from fhir_facade.sync.engine import SyncReport
 from fhir_facade.sync.runner import Runner
@@ -124,7 +122,7 @@ def sync(
         raise typer.Exit(2)
     # Following: Ctrl-C / SIGTERM stop it cleanly from the start, the first pass included (a
     # signal during that pass used to end the process with a KeyboardInterrupt, exit 130).
-    stop = _stop_on_signals() if follow else None
+    stop = stop_on_signals() if follow else None
     store = open_store(settings.effective_database_url)  # CDSS_STORE=sql|upstream
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
@@ -157,19 +155,6 @@ def sync(
     store.close()
     if runner.failures and not follow:
         raise typer.Exit(1)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event SIGINT and SIGTERM set, in place of their default (an exception wherever the
-    process happens to be): the runner finishes the source it is on and returns."""
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    return stop
 
 
 def register(app: typer.Typer) -> None:

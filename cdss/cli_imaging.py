@@ -5,7 +5,6 @@ torch and MONAI are imported inside the commands, so `cdss --help` and the other
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import orjson
 import typer
 
 from cdss.cli_models import train_app
+from cdss.stopping import stop_on_signals
 
 if TYPE_CHECKING:
     from fhir_facade.store.base import SqlBackedStore
@@ -134,11 +134,7 @@ def worker(
         if once:
             typer.echo(f"{job_worker.drain()} jobs run")
             return
-        stop = threading.Event()
-        try:
-            job_worker.run(stop)
-        except KeyboardInterrupt:
-            stop.set()
+        job_worker.run(stop_on_signals())  # a job under way finishes first
     finally:
         store.close()
 

@@ -6,16 +6,13 @@ since two would race on the same due rows (delivery stays idempotent, but work i
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
-
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cdss.settings import Settings
+from cdss.stopping import stop_on_signals
 from fhir_facade.orders import outbox
 from fhir_facade.orders.config import OrderSettings
 from fhir_facade.orders.intake import connection
@@ -47,13 +44,7 @@ def run(
     """Deliver queued orders to SENAITE and the worklist, cancel revoked ones, poll status back."""
     settings, store = OrderSettings(), _store()
     worker = Worker(store, settings)
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         while True:
             tally = worker.run_once()
