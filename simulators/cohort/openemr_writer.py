@@ -31,7 +31,10 @@ ICD10 = {
     "lung-cancer": ("C34.90", "Malignant neoplasm of unspecified part of bronchus or lung"),
 }
 SMOKING_OPTION = {"current": "1", "former": "3", "never": "4"}  # OpenEMR list smoking_status
-METFORMIN = ("860975", "metformin hydrochloride 500 MG Oral Tablet")  # RxNorm SCD
+METFORMIN = (
+    "860975",
+    "24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet",
+)  # RxNorm SCD (the name RxNorm and OMOP concept 40163924 give it)
 
 
 class OpenEMRWriteError(RuntimeError):
