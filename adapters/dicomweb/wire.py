@@ -64,7 +64,8 @@ def part10(data: bytes) -> Dataset:
     if data[128:132] != b"DICM":
         data = b"\0" * 128 + b"DICM" + data
     try:
-        return dcmread(BytesIO(data))
+        with BytesIO(data) as buffer:  # closed: the dataset would keep it, a second copy
+            return dcmread(buffer)
     except (InvalidDicomError, EOFError, ValueError) as exc:
         raise MalformedAnswer(f"a part is not a DICOM instance: {exc}") from exc
 

@@ -34,7 +34,8 @@ class VolumeError(ValueError):
 class Volume:
     """HU voxels indexed (column, row, slice), the index->LPS affine, and the slices' UIDs."""
 
-    hu: np.ndarray  # float32, shape (columns, rows, slices)
+    hu: np.ndarray  # float32, shape (columns, rows, slices); from DICOM, a view of a
+    # (slices, rows, columns) array (each slice contiguous), so not C-contiguous
     affine: np.ndarray  # 4 x 4, index -> patient LPS mm
     study_uid: str
     series_uid: str
@@ -113,8 +114,9 @@ def native_pixels(ds: Dataset, shape: tuple[int, int]) -> np.ndarray | None:
     return np.frombuffer(ds.PixelData, dtype=pixel_dtype(ds)).reshape(shape)
 
 
-def _pixels(ds: Dataset, shape: tuple[int, int]) -> np.ndarray:
-    """The slice in HU (modality LUT: slope and intercept), shape (rows, columns)."""
+def _pixels_into(out: np.ndarray, ds: Dataset, shape: tuple[int, int]) -> None:
+    """The slice in HU (modality LUT: slope and intercept) written into `out` (rows, columns),
+    without a temporary of the volume's size."""
     raw = native_pixels(ds, shape)
     if raw is None:
         try:
@@ -125,8 +127,11 @@ def _pixels(ds: Dataset, shape: tuple[int, int]) -> np.ndarray:
         raise VolumeError(f"instance {_sop(ds)}: pixel data of shape {raw.shape}, expected {shape}")
     slope = float(getattr(ds, "RescaleSlope", 1) or 1)
     intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
-    hu: np.ndarray = raw.astype(np.float32) * slope + intercept
-    return hu
+    out[...] = raw  # int -> float32 in place; the LUT in float32 too (no float64 temporary)
+    if slope != 1:
+        out *= np.float32(slope)
+    if intercept:
+        out += np.float32(intercept)
 
 
 def build_volume(datasets: Sequence[Dataset]) -> Volume:
@@ -148,14 +153,18 @@ def build_volume(datasets: Sequence[Dataset]) -> Volume:
     order = sorted(range(len(datasets)), key=lambda n: float(geo[n][1] @ normal))
     positions = np.array([float(geo[n][1] @ normal) for n in order])
     step = _slice_step(positions, [_sop(datasets[n]) for n in order])
-    hu = np.stack([_pixels(datasets[n], shape) for n in order], axis=-1)  # (rows, cols, slices)
+    # (slices, rows, columns) filled slice by slice, then seen as (columns, rows, slices): a
+    # view, not a transposed copy (a 512 x 512 x 300 series spent 1 s and 600 MB copying).
+    stacked = np.empty((len(order), *shape), dtype=np.float32)
+    for k, n in enumerate(order):
+        _pixels_into(stacked[k], datasets[n], shape)
     affine = np.eye(4)
     affine[:3, 0] = row_dir * spacing[1]  # i walks along a row: column spacing
     affine[:3, 1] = col_dir * spacing[0]  # j walks down a column: row spacing
     affine[:3, 2] = normal * step
     affine[:3, 3] = geo[order[0]][1]
     return Volume(
-        hu=np.ascontiguousarray(hu.transpose(1, 0, 2)),
+        hu=stacked.transpose(2, 1, 0),
         affine=affine,
         study_uid=str(getattr(datasets[0], "StudyInstanceUID", "")),
         series_uid=series.pop(),
