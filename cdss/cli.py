@@ -110,7 +110,10 @@ def demo(
     options = DemoOptions(
         patients=patients, seed=seed, retrain=retrain, train_size=train_size, imaging=imaging
     )
-    run_demo(settings, options, echo=lambda line: typer.echo(line))
+    try:
+        run_demo(settings, options, echo=lambda line: typer.echo(line))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping: still a stop, not a failure
+        typer.echo("stopped")
 
 
 @feedback_app.command("report")

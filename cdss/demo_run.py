@@ -88,6 +88,12 @@ def run_demo(settings: Settings, options: DemoOptions, echo: Echo = print) -> No
             _run(stack, settings, options, clock, base)
     except KeyboardInterrupt:
         pass  # Ctrl-C while starting (the server takes it itself once it runs)
+    except Exception as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        # Ctrl-C, then something failed while unwinding (a half-done request, a server thread):
+        # the user asked to stop and everything is stopping, so say what and stop (exit 0).
+        clock.note(f"while stopping: {type(exc).__name__}: {exc}")
     clock.note("stopped: server, sync, simulators and Orthanc are down")
 
 

@@ -290,14 +290,18 @@ def test_without_orthanc_it_says_how_to_install_it_and_ctrl_c_while_seeding_stop
         [sys.executable, "-m", "cdss.cli", "demo", "--port", str(port), "--patients", "400"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     lines: list[str] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend(line.rstrip() for line in proc.stdout or ()), daemon=True
-    )
-    reader.start()
+    errors: list[str] = []  # shown when the exit status is wrong
+    readers = [
+        threading.Thread(target=lambda: lines.extend(x.rstrip() for x in proc.stdout or ())),
+        threading.Thread(target=lambda: errors.extend(x.rstrip() for x in proc.stderr or ())),
+    ]
+    for reader in readers:
+        reader.daemon = True
+        reader.start()
     try:
         deadline = time.monotonic() + 60
         while not any("seeding 400" in line for line in lines):
@@ -305,10 +309,12 @@ def test_without_orthanc_it_says_how_to_install_it_and_ctrl_c_while_seeding_stop
             time.sleep(0.1)
         time.sleep(1.0)  # inside the seeding: patients are being written to the simulators
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, lines
+        code = proc.wait(timeout=30)
+        for reader in readers:
+            reader.join(timeout=5)
+        assert code == 0, (lines[-8:], errors[-40:])
     finally:
         _stop(proc)
-    reader.join(timeout=5)
     text = "\n".join(lines)
     assert "Install it with: apt-get install orthanc orthanc-dicomweb" in text
     assert "imaging AI off: no Orthanc" in text
