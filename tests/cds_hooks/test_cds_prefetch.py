@@ -37,7 +37,15 @@ NOW = datetime.now(UTC)
     ],
 )
 def test_templates_in_the_recommended_subset_are_accepted(template: str) -> None:
-    check_template("order-sign", template)
+    assert _accepted("order-sign", template)
+
+
+def _accepted(hook: str, template: str) -> bool:
+    try:
+        check_template(hook, template)
+    except TemplateError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(

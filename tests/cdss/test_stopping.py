@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +13,7 @@ from models.imaging.config import TINY
 from models.imaging.infer import MODEL_NAME, WEIGHTS_FILE, weights_bytes
 from models.imaging.network import build_network
 from models.registry import ModelRegistry
+from tests.support.processes import signal_cdss
 
 
 def test_the_signals_set_the_event_instead_of_raising() -> None:
@@ -46,26 +45,13 @@ def test_cdss_worker_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
         "CDSS_IMAGING_POLL_S": "0.2",
         "CDSS_PACS_URL": "http://127.0.0.1:9",  # never called: the queue is empty
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cdss.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    run = signal_cdss(
+        ["worker"],
+        env,
+        lambda line: "imaging job worker" in line and "started" in line,
+        signal.SIGTERM,
+        timeout=30,
     )
-    seen: list[str] = []
-    rest = ""
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if "imaging job worker" in line and "started" in line:
-                break
-        assert seen and "started" in seen[-1], seen[-5:]
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, rest[-2000:]
-    assert "stopped" in rest
+    assert run.seen and "started" in run.seen[-1], run.seen[-5:]
+    assert run.returncode == 0, run.rest[-2000:]
+    assert "stopped" in run.rest

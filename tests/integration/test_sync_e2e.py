@@ -27,6 +27,7 @@ from simulators.openemr.app import create_openemr_app
 from simulators.senaite import create_senaite_app
 from tests.support import orthanc as orthanc_support
 from tests.support.postgres import free_port
+from tests.support.processes import signal_cdss
 from tests.support.server import serve
 
 INDEX = date(2025, 6, 1)
@@ -240,26 +241,9 @@ def test_ctrl_c_during_the_first_pass_of_follow_stops_it_cleanly(stack: Stack) -
     """The signal lands while SENAITE is being retried in the first pass (before the follow
     loop): the pass ends, no KeyboardInterrupt, exit status 0."""
     stack.senaite_app.state.senaite.inject_failures(4, status=503)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cdss.cli", "sync", "--follow"],
-        env=stack.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    run = signal_cdss(
+        ["sync", "--follow"], stack.env, lambda line: "retry 1 of 3" in line, signal.SIGINT
     )
-    seen: list[str] = []
-    rest = ""
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if "retry 1 of 3" in line:
-                break
-        assert seen and "retry 1 of 3" in seen[-1], seen[-5:]
-        proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, rest[-2000:]
-    assert "KeyboardInterrupt" not in rest
+    assert run.seen and "retry 1 of 3" in run.seen[-1], run.seen[-5:]
+    assert run.returncode == 0, run.rest[-2000:]
+    assert "KeyboardInterrupt" not in run.rest

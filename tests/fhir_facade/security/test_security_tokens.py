@@ -25,6 +25,12 @@ def _refused(client: TestClient, token: str | None, why: str, *, scheme: str = "
         assert token not in resp.text  # the answer never echoes the token
 
 
+def _accepted(client: TestClient, token: str) -> bool:
+    resp = client.get("/fhir/Patient", headers={"Authorization": f"Bearer {token}"})
+    status: int = resp.status_code
+    return status == 200
+
+
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -78,6 +84,7 @@ def test_missing_exp_wrong_audience_and_issuer(secure_client: TestClient, issuer
     _refused(secure_client, issuer.mint(aud=["x", AUD + "/"]), "audience")
     _refused(secure_client, issuer.mint(iss="https://evil.example"), "issuer is not trusted")
     _refused(secure_client, issuer.mint(iss=None), "issuer is not trusted")  # iss required
+    assert _accepted(secure_client, issuer.mint())  # the same issuer's well-formed token passes
 
 
 def test_bad_signature_unknown_kid_and_algorithms(
@@ -98,6 +105,7 @@ def test_bad_signature_unknown_kid_and_algorithms(
     es = issuer.mint(alg="ES256", key=ECKey.generate_key("P-256"))  # type: ignore[arg-type]
     _refused(secure_client, es, "signature")
     _refused(secure_client, "not.a.jwt", "well-formed")
+    assert _accepted(secure_client, issuer.mint())  # while its own RS256 tokens pass
     _refused(secure_client, "opaque-token", "no issuer introspects")
 
 
